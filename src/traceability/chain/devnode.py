@@ -1,0 +1,105 @@
+"""Start and stop a local Anvil node (the npm package ``@foundry-rs/anvil``) for the demo, tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from traceability.errors import ConfigurationError
+
+
+def find_anvil() -> str:
+    """The anvil binary: ``node_modules/.bin/anvil`` of the checkout (or cwd), else one on PATH."""
+    candidates = [
+        Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil",
+        Path.cwd() / "node_modules" / ".bin" / "anvil",
+    ]
+    for c in candidates:
+        if c.exists():
+            return str(c)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise ConfigurationError("anvil not found: run `make install` (npm package @foundry-rs/anvil)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rpc_ready(url: str, timeout: float = 1.0) -> bool:
+    body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return False
+
+
+class AnvilNode:
+    """One Anvil process on 127.0.0.1. ``state`` persists the chain across restarts (``--state FILE``)."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        state: Path | None = None,
+        block_time: float | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.state = state
+        self.block_time = block_time
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> AnvilNode:
+        args = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--silent"]
+        if self.state is not None:
+            self.state.parent.mkdir(parents=True, exist_ok=True)
+            args += ["--state", str(self.state), "--state-interval", "1"]
+        if self.block_time is not None:
+            args += ["--block-time", str(self.block_time)]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ConfigurationError(f"anvil exited with code {self.proc.returncode} on port {self.port}")
+            if rpc_ready(self.rpc_url, timeout=0.5):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ConfigurationError(f"anvil did not answer on {self.rpc_url} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            # SIGTERM lets anvil write its --state file before exiting.
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    def __enter__(self) -> AnvilNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,61 @@
+"""Settings. Every value comes from environment variables prefixed ``TRACE_``; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ANVIL_CHAIN_ID = 31337
+# Anvil's first public development account. Public knowledge; accepted only on chain id 31337.
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ANVIL_DEV_KEYS = frozenset(
+    {
+        ANVIL_DEV_KEY,
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+        "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    }
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACE_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    rpc_url: str = "http://127.0.0.1:8545"
+    anchor_key: str | None = None
+    contract_address: str | None = None
+    batch_max: int = Field(default=256, ge=1, le=4096)
+    batch_interval_s: float = Field(default=5.0, ge=0, le=3600)
+    confirmations: int = Field(default=2, ge=0, le=1000)
+    receipt_timeout_s: float = Field(default=120.0, gt=0)
+    stuck_tx_s: float = Field(default=90.0, gt=0)
+    public_base_url: str = "http://127.0.0.1:8000"
+    timezone: str = "Asia/Bangkok"
+    # Plausible yield ceiling multiplier: a harvest above (crop yield per rai x plot area x this) is flagged.
+    yield_tolerance: Decimal = Decimal("1.5")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'trace.db').resolve()}"
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.var_dir / "deployment.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,95 @@
+"""The project's exceptions. Every one carries the HTTP status and a stable machine-readable code.
+
+    TraceabilityError                  (500, "internal")
+    ├── InvalidInput                   (422, "invalid_input")
+    │   └── InvalidEvent               (422, "invalid_event")
+    ├── NotFound                       (404, "not_found")
+    ├── Conflict                       (409, "conflict")
+    │   └── ChainConflict              (409, "chain_conflict")   prev link no longer the lot's head
+    ├── Forbidden                      (403, "forbidden")
+    ├── ConfigurationError             (500, "configuration")    refused settings (e.g. dev key off 31337)
+    └── ChainError                     (503, "chain")            keeps tx_hash and contract address
+        ├── ChainUnavailable           (503, "chain_unavailable") RPC unreachable
+        └── TransactionFailed          (502, "tx_failed")        reverted or dropped
+"""
+
+from __future__ import annotations
+
+
+class TraceabilityError(Exception):
+    status_code = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+        if code is not None:
+            self.code = code
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidInput(TraceabilityError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class InvalidEvent(InvalidInput):
+    code = "invalid_event"
+
+
+class NotFound(TraceabilityError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(TraceabilityError):
+    status_code = 409
+    code = "conflict"
+
+
+class ChainConflict(Conflict):
+    code = "chain_conflict"
+
+
+class Forbidden(TraceabilityError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ConfigurationError(TraceabilityError):
+    status_code = 500
+    code = "configuration"
+
+
+class ChainError(TraceabilityError):
+    status_code = 503
+    code = "chain"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tx_hash: str | None = None,
+        contract: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        detail = message
+        if tx_hash:
+            detail += f" (tx {tx_hash})"
+        super().__init__(detail, status_code=status_code, code=code)
+        self.tx_hash = tx_hash
+        self.contract = contract
+
+
+class ChainUnavailable(ChainError):
+    code = "chain_unavailable"
+
+
+class TransactionFailed(ChainError):
+    status_code = 502
+    code = "tx_failed"
