@@ -1,0 +1,239 @@
+"""SQLAlchemy 2 ORM models: the SQL mirror, the system of record for event payloads.
+
+Events are append-only: a correction is a new event. Outbox and batch rows carry the anchoring state
+machine, which does change (pending → batched → anchored; sending → mined → anchored).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware on every backend: SQLite keeps no offset, so values are stored and read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: every stored time carries a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Authority(Base):
+    """A local administrative organisation (อปท.) that vouches for origin."""
+
+    __tablename__ = "authorities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name_th: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    district_th: Mapped[str] = mapped_column(String(100))
+    province_th: Mapped[str] = mapped_column(String(100))
+    admin_address: Mapped[str | None] = mapped_column(String(42))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Farmer(Base):
+    """A member of a community enterprise. ``code`` is the pseudonym events carry; name and phone stay here."""
+
+    __tablename__ = "farmers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    authority_id: Mapped[int] = mapped_column(ForeignKey("authorities.id"))
+    display_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
+    group_th: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    authority: Mapped[Authority] = relationship(lazy="raise")
+
+
+class Plot(Base):
+    __tablename__ = "plots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    farmer_id: Mapped[int] = mapped_column(ForeignKey("farmers.id"))
+    authority_id: Mapped[int] = mapped_column(ForeignKey("authorities.id"))
+    village_th: Mapped[str] = mapped_column(String(200))
+    village_en: Mapped[str] = mapped_column(String(200))
+    area_rai: Mapped[Decimal] = mapped_column(Numeric(12, 3))
+    lat: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    lon: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    farmer: Mapped[Farmer] = relationship(lazy="raise")
+    authority: Mapped[Authority] = relationship(lazy="raise")
+
+
+class Officer(Base):
+    """An อปท. officer. The private key exists only as an encrypted keystore opened with their passphrase."""
+
+    __tablename__ = "officers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    authority_id: Mapped[int] = mapped_column(ForeignKey("authorities.id"))
+    display_name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    keystore: Mapped[dict[str, object]] = mapped_column(JSON)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    authority: Mapped[Authority] = relationship(lazy="raise")
+
+
+class Lot(Base):
+    """A lot code and what is known about it outside the events (product, GTIN, origin plot)."""
+
+    __tablename__ = "lots"
+
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    crop: Mapped[str] = mapped_column(String(64))
+    product_th: Mapped[str] = mapped_column(String(200))
+    product_en: Mapped[str] = mapped_column(String(200))
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    authority_id: Mapped[int | None] = mapped_column(ForeignKey("authorities.id"))
+    plot_id: Mapped[int | None] = mapped_column(ForeignKey("plots.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Event(Base):
+    """One event: its canonical EPCIS 2.0 body and CBV 2.0 hash. Never updated."""
+
+    __tablename__ = "events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(66), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+    lots: Mapped[list[EventLot]] = relationship(lazy="raise", back_populates="event")
+
+
+class EventLot(Base):
+    """The event's place in each lot's hash chain: ``seq`` orders a lot's events; unique per lot."""
+
+    __tablename__ = "event_lots"
+    __table_args__ = (UniqueConstraint("lot_code", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), index=True)
+    lot_code: Mapped[str] = mapped_column(String(20))
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(8))
+
+    event: Mapped[Event] = relationship(lazy="raise", back_populates="lots")
+
+
+class Outbox(Base):
+    """Written in the same transaction as its event; the anchoring worker drains it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Batch(Base):
+    """A Merkle batch. Written with its root *before* the transaction is sent (write-ahead)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root: Mapped[str] = mapped_column(String(66), unique=True)
+    event_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="sending", index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    block_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    anchored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchEvent(Base):
+    """An event's leaf in a batch and its Merkle proof (JSON list of 0x hex siblings)."""
+
+    __tablename__ = "batch_events"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), primary_key=True, index=True)
+    proof: Mapped[list[str]] = mapped_column(JSON)
+
+
+class CertificationRecord(Base):
+    """An officer-signed certification as relayed to the chain (the signed EIP-712 data kept whole)."""
+
+    __tablename__ = "certifications"
+
+    id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), unique=True)
+    lot_code: Mapped[str] = mapped_column(String(20), index=True)
+    authority_code: Mapped[str] = mapped_column(String(32))
+    officer_address: Mapped[str] = mapped_column(String(42))
+    standard: Mapped[str] = mapped_column(String(80))
+    typed_data: Mapped[dict[str, object]] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(String(132))
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
