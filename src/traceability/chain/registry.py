@@ -1,0 +1,435 @@
+"""The TraceRegistry client: anchoring roots, authorities and officers, certifications.
+
+The client is given its ``Web3`` (it never builds a provider), the contract address and, to write, a local
+account; transactions go through one :class:`~traceability.chain.sender.TxSender` per key. Reads and writes
+raise the project's chain errors (:mod:`traceability.errors`), keeping the tx hash and contract address;
+reverts are :class:`~traceability.chain.sender.ContractReverted` with the contract's custom error name.
+
+Hashes and ids are returned as 0x-prefixed hex strings; roots, ids and other bytes32 arguments may be given as
+32 bytes or as 0x hex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import BlockNotFound, TransactionNotFound
+from web3.types import EventData, FilterParams, LogReceipt
+
+from traceability.chain.artifacts import load_artifact
+from traceability.chain.eip712 import CertificationData, authority_id, lot_id
+from traceability.chain.sender import (
+    ContractReverted,
+    ReceiptTimeout,
+    RevertDecoder,
+    TxReceipt,
+    TxSender,
+    chain_errors,
+    wait_for_receipt,
+)
+from traceability.errors import ChainError, ConfigurationError, TransactionFailed
+
+__all__ = [
+    "AnchorReceipt",
+    "ContractReverted",
+    "ReceiptTimeout",
+    "OfficerStatus",
+    "TraceRegistry",
+    "TxReceipt",
+    "authority_id",
+    "lot_id",
+]
+
+ROLES = {
+    "admin": b"\x00" * 32,
+    "registrar": Web3.keccak(text="REGISTRAR_ROLE"),
+    "anchorer": Web3.keccak(text="ANCHORER_ROLE"),
+}
+
+
+@dataclass(frozen=True)
+class AnchorReceipt:
+    """Where a root was anchored: the transaction that emitted its ``Anchored`` event and that block."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    block_time: int
+    gas_used: int
+    root: str = ""
+    count: int = 0
+    newly_anchored: bool = True
+
+
+@dataclass(frozen=True)
+class OfficerStatus:
+    """An officer's term for an authority: ``valid_from`` 0 = never added, ``revoked_at`` 0 = not revoked."""
+
+    valid_from: int
+    revoked_at: int
+
+    def valid_at(self, time: int) -> bool:
+        started = self.valid_from != 0 and self.valid_from <= time
+        return started and (self.revoked_at == 0 or time < self.revoked_at)
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def as_bytes32(value: bytes | str) -> bytes:
+    """32 bytes from bytes or 0x hex; ValueError otherwise."""
+    raw = value if isinstance(value, bytes) else bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(raw)}")
+    return bytes(raw)
+
+
+class TraceRegistry:
+    """One deployed TraceRegistry. ``account`` signs writes (None: read-only)."""
+
+    #: Blocks per ``eth_getLogs`` request when looking an anchor up (public RPCs cap the range).
+    log_chunk_blocks = 10_000
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        account: LocalAccount | None = None,
+        *,
+        sender: TxSender | None = None,
+        receipt_timeout: float = 120.0,
+    ) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.account = account
+        if sender is not None and account is not None and sender.address != account.address:
+            raise ConfigurationError("the sender signs with a different account than the registry's")
+        if sender is None and account is not None:
+            sender = TxSender(w3, account)
+        self._sender = sender
+        self.receipt_timeout = receipt_timeout
+        self.abi: list[dict[str, Any]] = load_artifact("TraceRegistry")["abi"]
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=cast(Any, self.abi))
+        self.decoder = RevertDecoder(self.abi)
+        self._chain_id: int | None = None
+        self._events = {item["name"]: item for item in self.abi if item["type"] == "event"}
+
+    @classmethod
+    def deploy(
+        cls,
+        w3: Web3,
+        account: LocalAccount,
+        *,
+        admin: str | None = None,
+        registrar: str | None = None,
+        anchorer: str | None = None,
+        sender: TxSender | None = None,
+        receipt_timeout: float = 120.0,
+    ) -> TraceRegistry:
+        """Deploy from ``account``; each role defaults to ``account`` itself (fine for a dev chain only)."""
+        if sender is not None and sender.address != account.address:
+            raise ConfigurationError("the sender signs with a different account than the deployer")
+        artifact = load_artifact("TraceRegistry")
+        sender = sender or TxSender(w3, account)
+        factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        me = account.address
+        data = factory.constructor(
+            to_checksum_address(admin or me),
+            to_checksum_address(registrar or me),
+            to_checksum_address(anchorer or me),
+        ).data_in_transaction
+        tx_hash = sender.send({"data": data}, decoder=RevertDecoder(artifact["abi"]))
+        receipt = sender.wait(tx_hash, receipt_timeout)
+        if receipt.status != 1 or receipt.contract_address is None:
+            raise TransactionFailed("TraceRegistry deployment failed", tx_hash=tx_hash)
+        return cls(w3, receipt.contract_address, account, sender=sender, receipt_timeout=receipt_timeout)
+
+    @property
+    def sender(self) -> TxSender | None:
+        """The transaction sender of this client's key (None when read-only)."""
+        return self._sender
+
+    # ------------------------------------------------------------------ chain facts
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            with chain_errors(contract=self.address):
+                self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def has_code(self) -> bool:
+        """Whether a contract is deployed at ``address`` (a dev chain may have been reset)."""
+        with chain_errors(contract=self.address):
+            return len(self.w3.eth.get_code(self.address)) > 0
+
+    def head(self) -> int:
+        with chain_errors(contract=self.address):
+            return int(self.w3.eth.block_number)
+
+    def block_hash(self, number: int) -> str | None:
+        """The hash of canonical block ``number`` now, None if the chain is not that long."""
+        with chain_errors(contract=self.address):
+            try:
+                return _hex(self.w3.eth.get_block(number)["hash"])
+            except BlockNotFound:
+                return None
+
+    def confirmations(self, block_number: int) -> int:
+        """How many blocks, counting ``block_number`` itself, are on top of the chain up to the head."""
+        return max(0, self.head() - block_number + 1)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, name: str, *args: Any) -> Any:
+        with chain_errors(contract=self.address, decoder=self.decoder):
+            return getattr(self.contract.functions, name)(*args).call()
+
+    def _require_sender(self) -> TxSender:
+        if self._sender is None:
+            raise ConfigurationError("this TraceRegistry client has no signing account")
+        return self._sender
+
+    def _send(self, name: str, *args: Any) -> str:
+        data = self.contract.encode_abi(name, args=list(args))
+        return self._require_sender().send(
+            {"to": self.address, "data": data}, contract=self.address, decoder=self.decoder
+        )
+
+    def wait_receipt(
+        self, tx_hash: str, timeout: float | None = None, *, replace_after: float | None = None
+    ) -> TxReceipt:
+        """The receipt of ``tx_hash`` whatever its status; ReceiptTimeout if none within ``timeout`` s.
+
+        With ``replace_after`` (needs a signing account), a transaction pending that long is replaced at the
+        same nonce with higher fees; the receipt is then the mined one's, whose ``tx_hash`` may differ.
+        """
+        limit = self.receipt_timeout if timeout is None else timeout
+        if replace_after is not None:
+            return self._require_sender().wait(
+                tx_hash, limit, replace_after=replace_after, contract=self.address
+            )
+        return wait_for_receipt(self.w3, tx_hash, limit, contract=self.address)
+
+    def _transact(self, name: str, *args: Any) -> TxReceipt:
+        tx_hash = self._send(name, *args)
+        receipt = self.wait_receipt(tx_hash)
+        self.raise_for_status(receipt, name)
+        return receipt
+
+    def raise_for_status(self, receipt: TxReceipt, what: str = "transaction") -> None:
+        """Raise TransactionFailed for a receipt with status 0 (ContractReverted with the custom error when
+        replaying the transaction on the state before its block reproduces the revert)."""
+        if receipt.status != 1:
+            raise self._failure(receipt, what)
+
+    def _failure(self, receipt: TxReceipt, what: str) -> TransactionFailed:
+        try:
+            tx = self.w3.eth.get_transaction(cast(Any, receipt.tx_hash))
+            call = {key: tx[key] for key in ("from", "to", "value", "gas")} | {"data": tx["input"]}
+            with chain_errors(contract=self.address, tx_hash=receipt.tx_hash, decoder=self.decoder):
+                self.w3.eth.call(cast(Any, call), max(receipt.block_number - 1, 0))
+        except ContractReverted as exc:
+            return exc
+        except Exception:  # noqa: BLE001 - diagnosis is best effort; the failure itself is certain
+            pass
+        return TransactionFailed(f"{what} reverted", tx_hash=receipt.tx_hash, contract=self.address)
+
+    def _logs(self, receipt: TxReceipt, event: str) -> list[EventData]:
+        if receipt.raw is None:
+            return []
+        topic = event_abi_to_log_topic(cast(Any, self._events[event]))
+        handler = getattr(self.contract.events, event)()
+        return [
+            handler.process_log(log)
+            for log in receipt.raw["logs"]
+            if log["address"] == self.address and log["topics"] and bytes(log["topics"][0]) == topic
+        ]
+
+    # ------------------------------------------------------------------ roles
+
+    def has_role(self, role: str, account: str) -> bool:
+        """``role`` is ``admin``, ``registrar`` or ``anchorer``."""
+        return bool(self._call("hasRole", ROLES[role], to_checksum_address(account)))
+
+    def grant_role(self, role: str, account: str) -> TxReceipt:
+        return self._transact("grantRole", ROLES[role], to_checksum_address(account))
+
+    # ------------------------------------------------------------------ anchoring
+
+    def send_anchor(self, root: bytes | str, count: int) -> str:
+        """Broadcast ``anchor(root, count)`` and return its tx hash without waiting (record it, then wait)."""
+        return self._send("anchor", as_bytes32(root), count)
+
+    def anchor(self, root: bytes | str, count: int, *, timeout: float | None = None) -> AnchorReceipt:
+        """Anchor ``root`` and wait for the receipt. If the root was anchored already (the call is then a
+        no-op on chain), the original anchor is returned with ``newly_anchored=False``."""
+        root32 = as_bytes32(root)
+        tx_hash = self.send_anchor(root32, count)
+        receipt = self.wait_receipt(tx_hash, timeout)
+        self.raise_for_status(receipt, "anchor")
+        logs = self._logs(receipt, "Anchored")
+        if logs:
+            args = logs[0]["args"]
+            return AnchorReceipt(
+                tx_hash=receipt.tx_hash,
+                block_number=receipt.block_number,
+                block_hash=receipt.block_hash,
+                block_time=int(args["timestamp"]),
+                gas_used=receipt.gas_used,
+                root=_hex(root32),
+                count=int(args["count"]),
+            )
+        original = self.find_anchor(root32)
+        if original is None:
+            raise ChainError(
+                "anchor() emitted nothing but the root is not anchored",
+                tx_hash=tx_hash,
+                contract=self.address,
+            )
+        return AnchorReceipt(**{**original.__dict__, "newly_anchored": False})
+
+    def anchored_at(self, root: bytes | str) -> int:
+        """The block time ``root`` was anchored at; 0 if it is not anchored."""
+        return int(self._call("anchoredAt", as_bytes32(root)))
+
+    def find_anchor(self, root: bytes | str, from_block: int = 0) -> AnchorReceipt | None:
+        """The transaction and block that anchored ``root``, from its ``Anchored`` log; None if not on chain.
+
+        Scans backwards from the head in chunks of ``log_chunk_blocks`` down to ``from_block``: recent anchors
+        are found in one request. Compare ``block_hash`` with :meth:`block_hash` later to detect a reorg.
+        """
+        root32 = as_bytes32(root)
+        if self.anchored_at(root32) == 0:
+            return None
+        topic = event_abi_to_log_topic(cast(Any, self._events["Anchored"]))
+        handler = self.contract.events.Anchored()
+        to_block = self.head()
+        while to_block >= from_block:
+            start = max(from_block, to_block - self.log_chunk_blocks + 1)
+            params: FilterParams = {
+                "address": self.address,
+                "fromBlock": start,
+                "toBlock": to_block,
+                "topics": [cast(Any, topic), cast(Any, root32)],
+            }
+            with chain_errors(contract=self.address):
+                found = self.w3.eth.get_logs(params)
+            logs: list[LogReceipt] = [log for log in found if not log.get("removed")]
+            if logs:
+                event = handler.process_log(logs[-1])
+                tx_hash = _hex(event["transactionHash"])
+                with chain_errors(contract=self.address, tx_hash=tx_hash):
+                    try:
+                        gas_used = int(self.w3.eth.get_transaction_receipt(cast(Any, tx_hash))["gasUsed"])
+                    except TransactionNotFound:
+                        continue  # reorged out between the two requests: look again
+                return AnchorReceipt(
+                    tx_hash=tx_hash,
+                    block_number=int(event["blockNumber"]),
+                    block_hash=_hex(event["blockHash"]),
+                    block_time=int(event["args"]["timestamp"]),
+                    gas_used=gas_used,
+                    root=_hex(root32),
+                    count=int(event["args"]["count"]),
+                    newly_anchored=True,
+                )
+            to_block = start - 1
+        return None
+
+    def verify_event(
+        self, event_hash: bytes | str, proof: Sequence[bytes] | Sequence[str], root: bytes | str
+    ) -> bool:
+        """The contract's own check: ``root`` anchored and ``proof`` leads from ``event_hash`` to it."""
+        return bool(
+            self._call(
+                "verifyEvent", as_bytes32(event_hash), [as_bytes32(p) for p in proof], as_bytes32(root)
+            )
+        )
+
+    # ------------------------------------------------------------------ authorities and officers
+
+    def add_authority(self, authority: bytes | str, admin: str) -> TxReceipt:
+        """Register ``authority`` (bytes32 id, see :func:`authority_id`) with ``admin`` managing officers."""
+        return self._transact("addAuthority", as_bytes32(authority), to_checksum_address(admin))
+
+    def set_authority_admin(self, authority: bytes | str, admin: str) -> TxReceipt:
+        return self._transact("setAuthorityAdmin", as_bytes32(authority), to_checksum_address(admin))
+
+    def authority_admin(self, authority: bytes | str) -> str | None:
+        admin = str(self._call("authorityAdmin", as_bytes32(authority)))
+        return None if int(admin, 16) == 0 else to_checksum_address(admin)
+
+    def add_officer(self, authority: bytes | str, officer: str, valid_from: int = 0) -> TxReceipt:
+        """Add ``officer`` to ``authority`` from ``valid_from`` (unix s; 0 = now). Sent by its admin."""
+        return self._transact("addOfficer", as_bytes32(authority), to_checksum_address(officer), valid_from)
+
+    def revoke_officer(self, authority: bytes | str, officer: str, effective_at: int = 0) -> TxReceipt:
+        """Revoke ``officer`` as of ``effective_at`` (unix s, may be past; 0 = now). Sent by its admin."""
+        return self._transact(
+            "revokeOfficer", as_bytes32(authority), to_checksum_address(officer), effective_at
+        )
+
+    def officer_status(self, authority: bytes | str, officer: str) -> OfficerStatus:
+        valid_from, revoked_at = self._call(
+            "officerStatus", as_bytes32(authority), to_checksum_address(officer)
+        )
+        return OfficerStatus(int(valid_from), int(revoked_at))
+
+    def is_officer_at(self, authority: bytes | str, officer: str, time: int) -> bool:
+        return bool(self._call("isOfficerAt", as_bytes32(authority), to_checksum_address(officer), time))
+
+    # ------------------------------------------------------------------ certifications
+
+    def nonce_of(self, officer: str) -> int:
+        """The nonce the officer's next certification must carry."""
+        return int(self._call("nonces", to_checksum_address(officer)))
+
+    def certification_digest(self, cert: CertificationData) -> str:
+        """The contract's EIP-712 digest (= certification id) of ``cert``, as computed on chain."""
+        return _hex(self._call("certificationDigest", cert.as_tuple()))
+
+    def certify(self, cert: CertificationData, signature: bytes) -> tuple[str, TxReceipt]:
+        """Relay the officer's signed certification; its id (the EIP-712 digest) and the receipt."""
+        receipt = self._transact("certify", cert.as_tuple(), bytes(signature))
+        logs = self._logs(receipt, "Certified")
+        if not logs:
+            raise ChainError(
+                "certify() succeeded without a Certified event",
+                tx_hash=receipt.tx_hash,
+                contract=self.address,
+            )
+        return _hex(logs[0]["args"]["id"]), receipt
+
+    def revoke(self, cert_id: bytes | str, reason: str) -> TxReceipt:
+        """Revoke a certification (by its issuing officer or the authority's admin); the record is kept."""
+        return self._transact("revoke", as_bytes32(cert_id), reason)
+
+    def is_valid(self, cert_id: bytes | str) -> bool:
+        return bool(self._call("isValid", as_bytes32(cert_id)))
+
+    def certification_of(self, cert_id: bytes | str) -> dict[str, Any] | None:
+        """The recorded certification (hex hashes, unix times, 0 = none); None if ``cert_id`` is unknown."""
+        lot, certificate_hash, authority, officer, expires, issued_at, revoked_at = self._call(
+            "certificationOf", as_bytes32(cert_id)
+        )
+        if int(issued_at) == 0:
+            return None
+        return {
+            "id": _hex(as_bytes32(cert_id)),
+            "lot": _hex(lot),
+            "certificate_hash": _hex(certificate_hash),
+            "authority": _hex(authority),
+            "officer": to_checksum_address(officer),
+            "expires": int(expires),
+            "issued_at": int(issued_at),
+            "revoked_at": int(revoked_at),
+        }
