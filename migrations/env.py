@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from the Config (set by traceability.store.database) or from settings."""
+"""Alembic environment: the URL comes from the Config (set by traceability.store.database) or settings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings. Every value comes from environment variables prefixed ``TRACE_``; nothing else reads os.environ."""
+"""Settings: environment variables prefixed ``TRACE_``; nothing else reads os.environ."""
 
 from __future__ import annotations
 

@@ -1,16 +1,16 @@
 """The project's exceptions. Every one carries the HTTP status and a stable machine-readable code.
 
-    TraceabilityError                  (500, "internal")
-    ├── InvalidInput                   (422, "invalid_input")
-    │   └── InvalidEvent               (422, "invalid_event")
-    ├── NotFound                       (404, "not_found")
-    ├── Conflict                       (409, "conflict")
-    │   └── ChainConflict              (409, "chain_conflict")   prev link no longer the lot's head
-    ├── Forbidden                      (403, "forbidden")
-    ├── ConfigurationError             (500, "configuration")    refused settings (e.g. dev key off 31337)
-    └── ChainError                     (503, "chain")            keeps tx_hash and contract address
-        ├── ChainUnavailable           (503, "chain_unavailable") RPC unreachable
-        └── TransactionFailed          (502, "tx_failed")        reverted or dropped
+TraceabilityError                  (500, "internal")
+├── InvalidInput                   (422, "invalid_input")
+│   └── InvalidEvent               (422, "invalid_event")
+├── NotFound                       (404, "not_found")
+├── Conflict                       (409, "conflict")
+│   └── ChainConflict              (409, "chain_conflict")   prev link no longer the lot's head
+├── Forbidden                      (403, "forbidden")
+├── ConfigurationError             (500, "configuration")    refused settings (e.g. dev key off 31337)
+└── ChainError                     (503, "chain")            keeps tx_hash and contract address
+    ├── ChainUnavailable           (503, "chain_unavailable") RPC unreachable
+    └── TransactionFailed          (502, "tx_failed")        reverted or dropped
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Start and stop a local Anvil node (the npm package ``@foundry-rs/anvil``) for the demo, tests and benchmarks."""
+"""Start and stop a local Anvil node (npm package ``@foundry-rs/anvil``) for the demo, tests and bench."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ class Authority(Base):
 
 
 class Farmer(Base):
-    """A member of a community enterprise. ``code`` is the pseudonym events carry; name and phone stay here."""
+    """A community enterprise member. ``code`` is the pseudonym events carry; name and phone stay here."""
 
     __tablename__ = "farmers"
 

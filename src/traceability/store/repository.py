@@ -155,7 +155,9 @@ class Repository:
         return [(o, str(h)) for o, h in self.session.execute(stmt).all()]
 
     def batches_in(self, statuses: Sequence[str]) -> Sequence[Batch]:
-        return self.session.scalars(select(Batch).where(Batch.status.in_(list(statuses))).order_by(Batch.id)).all()
+        return self.session.scalars(
+            select(Batch).where(Batch.status.in_(list(statuses))).order_by(Batch.id)
+        ).all()
 
     def set_outbox_status(self, batch_id: int, status: str) -> None:
         self.session.execute(update(Outbox).where(Outbox.batch_id == batch_id).values(status=status))

@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+VENV_OK := .venv/.installed
+NPM_OK  := node_modules/.installed
+
+.PHONY: help install run test lint typecheck migrate compile-contracts bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV_OK): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+$(NPM_OK): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV_OK) $(NPM_OK) ## create .venv and node_modules with every pinned dependency
+
+run: install ## local chain + migrate + deploy once + demo data + worker + web on http://127.0.0.1:8000
+	$(PY) scripts/dev.py
+
+test: install ## the whole suite: real Anvil, SQLite and PostgreSQL
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install ## ruff
+	.venv/bin/ruff check src tests scripts migrations
+
+typecheck: install ## mypy --strict on src/
+	.venv/bin/mypy src
+
+migrate: install ## upgrade the configured database (TRACE_DATABASE_URL, default SQLite under var/)
+	.venv/bin/trace migrate
+
+compile-contracts: install ## compile contracts/TraceRegistry.sol into the committed artifact
+	$(PY) scripts/compile_contracts.py
+
+bench: install ## gas per event by batch size and end-to-end throughput (figures for docs/benchmarks.md)
+	.venv/bin/trace bench
+
+clean: ## remove local state (the chain, the database) but keep the installs
+	rm -rf var/*.db var/*.db-* var/anvil-state.json var/deployment.json var/anvil.log var/worker.lock

@@ -1,0 +1,520 @@
+"""Events in their GS1 EPCIS 2.0 JSON-LD form, the form that is stored, hashed and exported.
+
+Mapping (GS1 US "EPCIS Recommendations for FSMA 204 CTEs"); lots are class-level identifiers, a GS1 Digital
+Link ``https://id.gs1.org/01/{GTIN}/10/{lot}`` when the product has a GTIN, else ``{id_base}/lot/{lot}``:
+
+==============  ===========================  =========================================================
+kind            EPCIS event                  fields
+==============  ===========================  =========================================================
+planting        ObjectEvent ADD              bizStep ``commissioning``, disposition ``active``, the lot
+                                             class without quantity, bizLocation = the plot
+harvest         ObjectEvent ADD              ``creating_class_instance``, ``active``, lot + quantity,
+                                             bizLocation = the plot
+grading         ObjectEvent OBSERVE          ``inspecting``, ``conformant`` (something accepted) or
+                                             ``non_conformant``; quantity = accepted, ``tt:rejected``
+packing         TransformationEvent          ``packing``; input/output quantity lists
+transport       ObjectEvent OBSERVE          ``shipping``/``in_transit`` or ``receiving``/``in_progress``;
+                                             source/destination lists (type ``location``), temperatures
+                                             as a ``sensorElementList`` (``Temperature``, ``CEL``)
+certification   ObjectEvent OBSERVE          ``inspecting``, ``certificationInfo`` = the certificate's URI
+revocation      ObjectEvent OBSERVE          ``inspecting``
+==============  ===========================  =========================================================
+
+Every event has ``eventID`` ``urn:uuid:…``, ``eventTime`` with its own offset at millisecond precision,
+``eventTimeZoneOffset`` and ``readPoint`` (the place). What EPCIS has no field for is an extension property
+in the project's namespace ``tt:`` (``NS``): ``tt:kind`` (a term IRI such as ``{NS}harvest``), ``tt:actor``
+and ``tt:authority`` (party URIs), ``tt:lat``/``tt:lon``, ``tt:crop``, ``tt:variety``, ``tt:areaRai``,
+``tt:grade``, ``tt:rejected``/``tt:rejectedUom``, ``tt:gtin``, ``tt:vehicle``, ``tt:officer``,
+``tt:standard``, ``tt:certificateHash``, ``tt:expires``, ``tt:nonce``, ``tt:deadline``, ``tt:signature``,
+``tt:certId``, ``tt:reason``, ``tt:evidence`` (URIs of evidence files), ``tt:prev`` (the CBV 2.0 Event Hash
+IDs of the previous event of each lot) and ``tt:note``. All of them sit at the top level of the event, where
+every CBV 2.0 implementation treats extensions alike.
+
+Numbers. EPCIS requires ``quantity`` and sensor ``value`` to be JSON numbers, so quantities, coordinates,
+temperatures and the area are JSON numbers, held as ``Decimal`` in the dicts this module builds and reads.
+Write a body with ``traceability.domain.codec.dumps`` (exact digits, never an exponent) and read it back with
+``codec.loads``, i.e. ``json.loads(text, parse_float=Decimal)``: ``from_epcis`` refuses a float (plain
+``json.loads``) rather than round it. The event hash canonicalises numbers by value, so it is the same for
+``12.5`` read as a float by GS1's reference tool and as a ``Decimal`` here; the models bound every decimal
+(at most 3 places for quantities, 7 for coordinates, 15 significant digits) so that two different values
+never share a canonical form, and integers stay below 2**53.
+
+A body is built once, when the event is recorded, then stored and hashed; never rebuild an old event with a
+different ``id_base`` or GTINs, as its URIs (and so its hash) would change.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from traceability.domain.events import (
+    EVENT_ADAPTER,
+    Certification,
+    Event,
+    Grading,
+    Harvest,
+    LotQuantity,
+    Packing,
+    Planting,
+    Quantity,
+    Revocation,
+    Transport,
+    gtin14,
+)
+
+NS: Final = "https://thai-trace.org/ns/epcis#"
+PREFIX: Final = "tt"
+GS1_EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+"""The versioned EPCIS 2.0.0 context: bare terms such as ``shipping`` must expand the same way forever for the
+hash to be reproducible (the unversioned URL follows the latest release), and GS1's reference hash tool ships
+this exact file, so an importer can check our hashes offline."""
+EPCIS_CONTEXT: Final[list[Any]] = [GS1_EPCIS_CONTEXT, {PREFIX: NS}]
+
+_HASH_PREFIX = "ni:///sha-256;"
+_HASH_SUFFIX = "?ver=CBV2.0"
+_BASE = re.compile(r"https?://[^\s/?#]+(?:/[^\s?#]*)?")
+_DL_LOT = re.compile(r"https://id\.gs1\.org/01/(\d{14})/10/([^/?#]+)")
+_LEGS = {"ship": ("shipping", "in_transit"), "receive": ("receiving", "in_progress")}
+
+
+def _base(id_base: str) -> str:
+    base = id_base.rstrip("/")
+    if not _BASE.fullmatch(base):
+        raise ValueError(f"id_base must be an http(s) URL without query or fragment: {id_base!r}")
+    return base
+
+
+def lot_class_uri(lot_code: str, *, id_base: str, gtin: str | None = None) -> str:
+    """The lot as an EPC class: GS1 Digital Link with a GTIN, else an HTTP URI under ``id_base``."""
+    if gtin:
+        return f"https://id.gs1.org/01/{gtin14(gtin)}/10/{lot_code}"
+    return f"{_base(id_base)}/lot/{lot_code}"
+
+
+def place_uri(place_id: str, *, id_base: str) -> str:
+    return f"{_base(id_base)}/place/{place_id}"
+
+
+def party_uri(party_id: str, *, id_base: str) -> str:
+    return f"{_base(id_base)}/party/{party_id}"
+
+
+def evidence_uri(sha256_hex: str, *, id_base: str) -> str:
+    return f"{_base(id_base)}/evidence/{sha256_hex}"
+
+
+def certification_uri(cert_id: str, *, id_base: str) -> str:
+    return f"{_base(id_base)}/certification/{cert_id}"
+
+
+def kind_uri(kind: str) -> str:
+    return NS + kind
+
+
+# --- model → EPCIS -----------------------------------------------------------------------------------------
+
+
+def _time(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _offset(moment: datetime) -> str:
+    offset = moment.utcoffset()
+    assert offset is not None
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _quantity(epc_class: str, quantity: Quantity | None) -> dict[str, Any]:
+    element: dict[str, Any] = {"epcClass": epc_class}
+    if quantity is not None:
+        element["quantity"] = quantity.value
+        element["uom"] = quantity.uom.value
+    return element
+
+
+def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The event as an EPCIS 2.0 JSON-LD event (no ``@context``: it belongs to the enclosing document).
+
+    ``gtins`` maps lot codes to the GTIN of their product; a packing's outputs take the packing's own GTIN.
+    """
+    base = _base(id_base)
+    known = dict(gtins or {})
+
+    def lot(code: str, gtin: str | None = None) -> str:
+        return lot_class_uri(code, id_base=base, gtin=gtin or known.get(code))
+
+    def lots(items: Sequence[LotQuantity], gtin: str | None = None) -> list[dict[str, Any]]:
+        return [_quantity(lot(i.lot_code, gtin), i.quantity) for i in items]
+
+    place = place_uri(event.place.id, id_base=base)
+    body: dict[str, Any] = {
+        "type": "TransformationEvent" if isinstance(event, Packing) else "ObjectEvent",
+        "eventID": f"urn:uuid:{event.event_id}",
+        "eventTime": _time(event.event_time),
+        "eventTimeZoneOffset": _offset(event.event_time),
+    }
+    ext: dict[str, Any] = {}
+    if isinstance(event, Planting):
+        body.update(
+            quantityList=[_quantity(lot(event.lot_code), None)],
+            action="ADD",
+            bizStep="commissioning",
+            disposition="active",
+            readPoint={"id": place},
+            bizLocation={"id": place_uri(event.plot_id, id_base=base)},
+        )
+        ext["tt:crop"] = event.crop
+        if event.variety is not None:
+            ext["tt:variety"] = event.variety
+        ext["tt:areaRai"] = event.area_rai
+    elif isinstance(event, Harvest):
+        body.update(
+            quantityList=[_quantity(lot(event.lot_code), event.quantity)],
+            action="ADD",
+            bizStep="creating_class_instance",
+            disposition="active",
+            readPoint={"id": place},
+            bizLocation={"id": place_uri(event.plot_id, id_base=base)},
+        )
+    elif isinstance(event, Grading):
+        body.update(
+            quantityList=[_quantity(lot(event.lot_code), event.accepted)],
+            action="OBSERVE",
+            bizStep="inspecting",
+            disposition="conformant" if event.accepted.value > 0 else "non_conformant",
+            readPoint={"id": place},
+            bizLocation={"id": place},
+        )
+        ext["tt:grade"] = event.grade
+        ext["tt:rejected"] = event.rejected.value
+        ext["tt:rejectedUom"] = event.rejected.uom.value
+    elif isinstance(event, Packing):
+        body.update(
+            inputQuantityList=lots(event.inputs),
+            outputQuantityList=lots(event.outputs, event.gtin),
+            bizStep="packing",
+            readPoint={"id": place},
+            bizLocation={"id": place},
+        )
+        if event.gtin is not None:
+            ext["tt:gtin"] = event.gtin
+    elif isinstance(event, Transport):
+        biz_step, disposition = _LEGS[event.leg]
+        body.update(
+            quantityList=lots(event.items),
+            action="OBSERVE",
+            bizStep=biz_step,
+            disposition=disposition,
+            readPoint={"id": place},
+        )
+        if event.leg == "receive":
+            body["bizLocation"] = {"id": place_uri(event.destination, id_base=base)}
+        body["sourceList"] = [{"type": "location", "source": place_uri(event.source, id_base=base)}]
+        body["destinationList"] = [
+            {"type": "location", "destination": place_uri(event.destination, id_base=base)}
+        ]
+        if event.temperatures:
+            body["sensorElementList"] = [
+                {
+                    "sensorReport": [
+                        {"type": "Temperature", "time": _time(t.time), "value": t.celsius, "uom": "CEL"}
+                        for t in event.temperatures
+                    ]
+                }
+            ]
+        if event.vehicle is not None:
+            ext["tt:vehicle"] = event.vehicle
+    elif isinstance(event, Certification):
+        body["certificationInfo"] = certification_uri(event.cert_id, id_base=base)
+        body.update(
+            quantityList=[_quantity(lot(event.lot_code), None)],
+            action="OBSERVE",
+            bizStep="inspecting",
+            readPoint={"id": place},
+        )
+        ext.update(
+            {
+                "tt:authority": party_uri(event.authority, id_base=base),
+                "tt:officer": event.officer,
+                "tt:standard": event.standard,
+                "tt:certificateHash": event.certificate_hash,
+                "tt:expires": event.expires,
+                "tt:nonce": event.nonce,
+                "tt:deadline": event.deadline,
+                "tt:signature": event.signature,
+                "tt:certId": event.cert_id,
+            }
+        )
+    elif isinstance(event, Revocation):
+        body.update(
+            quantityList=[_quantity(lot(event.lot_code), None)],
+            action="OBSERVE",
+            bizStep="inspecting",
+            readPoint={"id": place},
+        )
+        ext["tt:certId"] = event.cert_id
+        ext["tt:reason"] = event.reason
+    else:  # pragma: no cover - the union is exhaustive
+        raise TypeError(f"not an event: {event!r}")
+
+    body["tt:kind"] = kind_uri(event.kind)
+    body["tt:actor"] = party_uri(event.actor, id_base=base)
+    if event.place.lat is not None and event.place.lon is not None:
+        body["tt:lat"] = event.place.lat
+        body["tt:lon"] = event.place.lon
+    body.update(ext)
+    if event.evidence:
+        body["tt:evidence"] = [evidence_uri(e, id_base=base) for e in event.evidence]
+    if event.prev:
+        body["tt:prev"] = [_HASH_PREFIX + p.removeprefix("0x") + _HASH_SUFFIX for p in event.prev]
+    if event.note is not None:
+        body["tt:note"] = event.note
+    return body
+
+
+# --- EPCIS → model -----------------------------------------------------------------------------------------
+
+
+def _segment(uri: object, collection: str) -> tuple[str, str]:
+    """``(id_base, code)`` of a URI ``{id_base}/{collection}/{code}``."""
+    if not isinstance(uri, str):
+        raise ValueError(f"expected a {collection} URI, got {uri!r}")
+    base, sep, code = uri.rpartition(f"/{collection}/")
+    if not sep or not base or not code or "/" in code:
+        raise ValueError(f"not a {collection} URI: {uri!r}")
+    return base, code
+
+
+def _code(uri: object, collection: str) -> str:
+    return _segment(uri, collection)[1]
+
+
+def _lot(uri: object) -> tuple[str, str | None]:
+    """``(lot code, GTIN or None)`` of a lot class URI."""
+    if isinstance(uri, str) and (m := _DL_LOT.fullmatch(uri)):
+        return m.group(2), m.group(1)
+    return _code(uri, "lot"), None
+
+
+def _quantities(elements: object, gtins: dict[str, str]) -> list[dict[str, Any]]:
+    if not isinstance(elements, list):
+        raise ValueError(f"expected a quantity list, got {elements!r}")
+    out = []
+    for element in elements:
+        code, gtin = _lot(element["epcClass"])
+        if gtin:
+            gtins[code] = gtin
+        item: dict[str, Any] = {"lot_code": code}
+        if "quantity" in element:
+            item["quantity"] = {"value": element["quantity"], "uom": element.get("uom", "KGM")}
+        out.append(item)
+    return out
+
+
+def _only(items: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(items) != 1:
+        raise ValueError("expected exactly one lot in quantityList")
+    return items[0]
+
+
+def _fields(ev: Mapping[str, Any], gtins: dict[str, str]) -> dict[str, Any]:
+    kind_iri = ev["tt:kind"]
+    if not isinstance(kind_iri, str) or not kind_iri.startswith(NS):
+        raise ValueError(f"not an event kind of this service: {kind_iri!r}")
+    kind = kind_iri[len(NS) :]
+    event_id = ev["eventID"]
+    if not isinstance(event_id, str) or not event_id.startswith("urn:uuid:"):
+        raise ValueError(f"eventID must be urn:uuid:…, got {event_id!r}")
+    place: dict[str, Any] = {"id": _code(ev["readPoint"]["id"], "place")}
+    if "tt:lat" in ev or "tt:lon" in ev:
+        place.update(lat=ev.get("tt:lat"), lon=ev.get("tt:lon"))
+    data: dict[str, Any] = {
+        "kind": kind,
+        "event_id": uuid.UUID(event_id.removeprefix("urn:uuid:")),
+        "event_time": datetime.fromisoformat(ev["eventTime"]),
+        "actor": _code(ev["tt:actor"], "party"),
+        "place": place,
+        "evidence": tuple(_code(u, "evidence") for u in ev.get("tt:evidence", [])),
+        "prev": tuple(_hex(p) for p in ev.get("tt:prev", [])),
+        "note": ev.get("tt:note"),
+    }
+    if kind == "planting":
+        data.update(
+            lot_code=_only(_quantities(ev["quantityList"], gtins))["lot_code"],
+            plot_id=_code(ev["bizLocation"]["id"], "place"),
+            crop=ev["tt:crop"],
+            variety=ev.get("tt:variety"),
+            area_rai=ev["tt:areaRai"],
+        )
+    elif kind == "harvest":
+        item = _only(_quantities(ev["quantityList"], gtins))
+        data.update(
+            lot_code=item["lot_code"],
+            quantity=item.get("quantity"),
+            plot_id=_code(ev["bizLocation"]["id"], "place"),
+        )
+    elif kind == "grading":
+        item = _only(_quantities(ev["quantityList"], gtins))
+        data.update(
+            lot_code=item["lot_code"],
+            grade=ev["tt:grade"],
+            accepted=item.get("quantity"),
+            rejected={"value": ev["tt:rejected"], "uom": ev["tt:rejectedUom"]},
+        )
+    elif kind == "packing":
+        data.update(
+            inputs=_quantities(ev["inputQuantityList"], gtins),
+            outputs=_quantities(ev["outputQuantityList"], gtins),
+            gtin=ev.get("tt:gtin"),
+        )
+    elif kind == "transport":
+        legs = {step: leg for leg, (step, _) in _LEGS.items()}
+        reports = [r for element in ev.get("sensorElementList", []) for r in element["sensorReport"]]
+        data.update(
+            leg=legs.get(ev["bizStep"], ev["bizStep"]),
+            items=_quantities(ev["quantityList"], gtins),
+            source=_code(ev["sourceList"][0]["source"], "place"),
+            destination=_code(ev["destinationList"][0]["destination"], "place"),
+            vehicle=ev.get("tt:vehicle"),
+            temperatures=[
+                {"time": datetime.fromisoformat(r["time"]), "celsius": r["value"]} for r in reports
+            ],
+        )
+    elif kind == "certification":
+        data.update(
+            lot_code=_only(_quantities(ev["quantityList"], gtins))["lot_code"],
+            authority=_code(ev["tt:authority"], "party"),
+            officer=ev["tt:officer"],
+            standard=ev["tt:standard"],
+            certificate_hash=ev["tt:certificateHash"],
+            expires=ev["tt:expires"],
+            nonce=ev["tt:nonce"],
+            deadline=ev["tt:deadline"],
+            signature=ev["tt:signature"],
+            cert_id=ev["tt:certId"],
+        )
+    elif kind == "revocation":
+        data.update(
+            lot_code=_only(_quantities(ev["quantityList"], gtins))["lot_code"],
+            cert_id=ev["tt:certId"],
+            reason=ev["tt:reason"],
+        )
+    return data
+
+
+def _hex(ni: object) -> str:
+    if not isinstance(ni, str) or not ni.startswith(_HASH_PREFIX) or not ni.endswith(_HASH_SUFFIX):
+        raise ValueError(f"tt:prev must hold CBV 2.0 event hash IDs, got {ni!r}")
+    return "0x" + ni[len(_HASH_PREFIX) : -len(_HASH_SUFFIX)]
+
+
+def _first_difference(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> str:
+    for key in list(expected) + [k for k in actual if k not in expected]:
+        if expected.get(key) != actual.get(key):
+            return f"{key}: expected {expected.get(key)!r}, found {actual.get(key)!r}"
+    return "member order"
+
+
+def from_epcis(epcis_event: Mapping[str, Any]) -> Event:
+    """The event an EPCIS body (as built by ``to_epcis``) records: ``from_epcis(to_epcis(e)) == e``.
+
+    Parse the JSON with ``parse_float=Decimal`` (``codec.loads``). A body that ``to_epcis`` would not have
+    built exactly so (an extra member, a changed URI, text with spaces around it) is refused with
+    ``ValueError``, so the model never shows less than what was hashed. Model validation errors are
+    pydantic's ``ValidationError`` (also a ``ValueError``).
+    """
+    gtins: dict[str, str] = {}
+    try:
+        data = _fields(epcis_event, gtins)
+        id_base = _segment(epcis_event["readPoint"]["id"], "place")[0]
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not an EPCIS event of this service: missing or malformed {exc}") from None
+    event = EVENT_ADAPTER.validate_python(data)
+    rebuilt = to_epcis(event, id_base=id_base, gtins=gtins)
+    if rebuilt != dict(epcis_event):
+        raise ValueError(f"EPCIS body is not in canonical form ({_first_difference(rebuilt, epcis_event)})")
+    return event
+
+
+_MEMBER_ORDER = (
+    "type",
+    "eventID",
+    "eventTime",
+    "eventTimeZoneOffset",
+    "certificationInfo",
+    "epcList",
+    "quantityList",
+    "inputQuantityList",
+    "outputQuantityList",
+    "action",
+    "bizStep",
+    "disposition",
+    "readPoint",
+    "bizLocation",
+    "bizTransactionList",
+    "sourceList",
+    "destinationList",
+    "sensorElementList",
+)
+_TYPED_LISTS = ("bizTransactionList", "sourceList", "destinationList")
+
+
+def in_canonical_order(epcis_event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event with its members in EPCIS order and ``type`` first in source/destination elements.
+
+    Our hash does not depend on member order, but GS1's reference tool renders a bizTransaction, source or
+    destination element in the order its members are written, and the CBV vectors put ``type`` first. A body
+    read back from storage has sorted keys (``source`` before ``type``), so exports must pass through here
+    and be written by a serialiser that keeps this order.
+    """
+    ordered = {k: epcis_event[k] for k in _MEMBER_ORDER if k in epcis_event}
+    ordered.update((k, v) for k, v in epcis_event.items() if k not in ordered)
+    for key in _TYPED_LISTS:
+        elements = ordered.get(key)
+        if isinstance(elements, list):
+            ordered[key] = [
+                {"type": e["type"], **e} if isinstance(e, Mapping) and "type" in e else e for e in elements
+            ]
+    return ordered
+
+
+def epcis_document(events: Sequence[Mapping[str, Any]], *, created: datetime) -> dict[str, Any]:
+    """An ``EPCISDocument`` of ``events`` (bodies from ``to_epcis``), valid against the EPCIS 2.0 schema.
+
+    Events are put in canonical member order (see ``in_canonical_order``); serialise the document without
+    sorting keys so that GS1's reference tool computes the same hashes as ``hashing.event_hash``.
+    """
+    if created.utcoffset() is None:
+        raise ValueError("creationDate needs a time zone")
+    return {
+        "@context": copy.deepcopy(EPCIS_CONTEXT),
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": created.isoformat(timespec="milliseconds"),
+        "epcisBody": {"eventList": [in_canonical_order(e) for e in events]},
+    }
+
+
+__all__ = [
+    "EPCIS_CONTEXT",
+    "GS1_EPCIS_CONTEXT",
+    "NS",
+    "PREFIX",
+    "certification_uri",
+    "epcis_document",
+    "evidence_uri",
+    "from_epcis",
+    "in_canonical_order",
+    "kind_uri",
+    "lot_class_uri",
+    "party_uri",
+    "place_uri",
+    "to_epcis",
+]

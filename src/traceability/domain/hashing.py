@@ -1,0 +1,816 @@
+"""CBV 2.0 Event Hash ID of an EPCIS 2.0 event (GS1 CBV 2.0, section 8.9 "Event hash").
+
+The ID is ``"ni:///sha-256;" + sha256(P).hexdigest() + "?ver=CBV2.0"``, where ``P`` is the UTF-8 encoding of
+the event's *pre-hash string*. The pre-hash string is built from the event's JSON-LD form, with no
+separator anywhere, as:
+
+1. ``eventType=`` and the event's ``type`` (``ObjectEvent``, ``TransformationEvent``, ...).
+2. The standard fields present, in this order::
+
+       eventTime  eventTimeZoneOffset  certificationInfo  parentID  epcList  inputEPCList  childEPCs
+       quantityList  childQuantityList  inputQuantityList  outputEPCList  outputQuantityList  action
+       transformationID  bizStep  disposition  persistentDisposition  readPoint  bizLocation
+       sensorElementList
+
+   A plain field renders as ``name=value``; repeated values (``certificationInfo`` given as a list) render
+   once each, sorted. An identifier list renders as its name followed by ``epc=<value>`` for each element,
+   sorted (``childEPCs`` likewise). A quantity list renders as its name followed by, for each element
+   (sorted), ``quantityElement`` + ``epcClass=...`` + ``quantity=...`` + ``uom=...``.
+   ``persistentDisposition`` renders its ``set=`` values (sorted), then its ``unset=`` values (sorted).
+   ``readPoint``/``bizLocation`` render as the name + ``id=...``. ``sensorElementList`` renders its name
+   followed by each element (sorted) as ``sensorElement`` + ``sensorMetadata`` (fields ``time startTime
+   endTime deviceID deviceMetadata rawData dataProcessingMethod bizRules``) + each ``sensorReport``
+   (sorted; fields ``type exception deviceID deviceMetadata rawData dataProcessingMethod time
+   microorganism chemicalSubstance value component stringValue booleanValue hexBinaryValue uriValue
+   minValue maxValue meanValue sDev percRank percValue uom coordinateReferenceSystem``).
+   Inside any of these objects, members not in its field list (user extensions) follow its ordered
+   fields, rendered as in 3. and sorted. A container whose content renders empty is left out.
+3. Every other member of the event, each rendered as a string and all of them sorted: ``ilmd``, user
+   extensions and ``bizTransactionList``/``sourceList``/``destinationList``. The three lists render as
+   their name + each element (sorted) as ``type=<type>`` then ``bizTransaction=``/``source=``/
+   ``destination=<id>``. Anything else renders generically: the member's name (a CURIE ``p:local`` whose
+   prefix ``p`` the document's ``@context`` declares becomes ``{<namespace IRI>}local``), then ``=value``
+   for a non-empty scalar, or the rendering of its members, sorted, for an object; an array renders one
+   such string per element under the same name.
+
+Left out entirely: ``eventID``, ``recordTime``, ``errorDeclaration``, ``type`` (already in 1.) and
+``@context``, and anywhere in the event any member named ``comment`` or ``rdfs:comment``. JSON ``null``
+is treated as absent. "Sorted" means ordered by Unicode code point, which is also UTF-8 byte order.
+
+Values are canonicalised before they are written:
+
+* Time fields (``eventTime`` and the sensor ``time``/``startTime``/``endTime``) become UTC with millisecond
+  precision and a ``Z``: ``2023-02-02T10:04:03.142Z`` (fraction digits beyond the sixth are dropped, then
+  the microseconds are rounded half to even to milliseconds). A time without a zone is written as given.
+* Bare vocabulary terms become their web URIs: ``bizStep`` → ``https://ref.gs1.org/cbv/BizStep-<term>``,
+  ``disposition`` and ``persistentDisposition`` → ``…/Disp-<term>``, bizTransaction ``type`` →
+  ``…/BTT-``, source/destination ``type`` → ``…/SDT-``, sensor ``component`` → ``…/Comp-``, sensor
+  ``type`` and ``exception`` → ``https://gs1.org/voc/<term>``; only the terms the EPCIS 2.0.0 JSON-LD
+  context defines for that field are expanded. A value ``p:rest`` whose prefix ``p`` the document's
+  ``@context`` declares (in one of its objects) is expanded to ``<namespace IRI>rest``, in any field.
+* Every other value is stripped of surrounding white space; the old CBV URN prefixes
+  ``urn:epcglobal:cbv:bizstep:|disp:|btt:|sdt:|er:`` are rewritten to ``https://ref.gs1.org/cbv/BizStep-|
+  Disp-|BTT-|SDT-|ER-`` wherever they occur; a number (a JSON number, or a string that is a decimal
+  literal: optional sign, digits with single ``_`` between digits, optional fraction and exponent)
+  becomes the shortest text that round-trips its nearest IEEE-754 double, written as an integer when it
+  is integral (``452.0`` → ``452``, ``12.10`` → ``12.1``, ``0.00001`` → ``1e-05``); and an EPC URI or a
+  GS1 Digital Link URI becomes the constrained canonical Digital Link URI (``https://id.gs1.org/...``,
+  lowest identification level, no query string). Booleans are ``true``/``false``.
+
+This reproduces the published CBV 2.0 vectors and, for every event this service emits, the reference
+implementation (PyPI ``epcis-event-hash-generator`` 1.9.3). Where that implementation relies on
+heuristics we do not copy them; the event models refuse the free text that would make them matter (see
+``traceability.domain.events``): (a) it expands any string anywhere in a document that equals the tail
+of a CBV URI used anywhere in that document, where we expand only the vocabulary fields listed above;
+(b) it crashes on a number that overflows a double, where we raise ``ValueError``; (c) it recognises
+user extensions nested in a standard object only when their namespace ends in ``/``, where we treat all
+of them alike; (d) it renders a bizTransaction/source/destination element in the order its members were
+written, where we always write ``type`` first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from traceability.domain.epcis import EPCIS_CONTEXT
+
+HASH_PREFIX = "ni:///sha-256;"
+HASH_SUFFIX = "?ver=CBV2.0"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+# --- the canonical property order --------------------------------------------------------------------
+
+_CBV = "https://ref.gs1.org/cbv/"
+_GS1_VOC = "https://gs1.org/voc/"
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """The bare terms the EPCIS 2.0.0 JSON-LD context defines for one field, and the IRI they expand to."""
+
+    prefix: str
+    terms: frozenset[str]
+
+    def expand(self, value: str) -> str:
+        return self.prefix + value if value in self.terms else value
+
+
+_BIZ_STEPS = _Vocabulary(
+    _CBV + "BizStep-",
+    frozenset(
+        "accepting arriving assembling collecting commissioning consigning creating_class_instance "
+        "cycle_counting decommissioning departing destroying disassembling dispensing encoding "
+        "entering_exiting holding inspecting installing killing loading other packing picking receiving "
+        "removing repackaging repairing replacing reserving retail_selling sampling sensor_reporting "
+        "shipping staging_outbound stock_taking stocking storing transporting unloading unpacking "
+        "void_shipping".split()
+    ),
+)
+_DISPOSITIONS = _Vocabulary(
+    _CBV + "Disp-",
+    frozenset(
+        "active available completeness_inferred completeness_verified conformant container_closed "
+        "container_open damaged destroyed dispensed disposed encoded expired in_progress in_transit "
+        "inactive mismatch_class mismatch_instance mismatch_quantity needs_replacement no_pedigree_match "
+        "non_conformant non_sellable_other partially_dispensed recalled reserved retail_sold returned "
+        "sellable_accessible sellable_not_accessible stolen unavailable unknown".split()
+    ),
+)
+_BIZ_TRANSACTION_TYPES = _Vocabulary(
+    _CBV + "BTT-",
+    frozenset("bol cert desadv inv pedigree po poc prodorder recadv rma testprd testres upevt".split()),
+)
+_SOURCE_DESTINATION_TYPES = _Vocabulary(
+    _CBV + "SDT-", frozenset({"owning_party", "possessing_party", "location"})
+)
+_MEASUREMENT_TYPES = _Vocabulary(
+    _GS1_VOC,
+    frozenset(
+        "AbsoluteHumidity AbsorbedDose AbsorbedDoseRate Acceleration Altitude AmountOfSubstance "
+        "AmountOfSubstancePerUnitVolume Angle AngularAcceleration AngularMomentum AngularVelocity Area "
+        "Capacitance Conductance Conductivity Count Density Dimensionless DoseEquivalent DoseEquivalentRate "
+        "DynamicViscosity ElectricCharge ElectricCurrent ElectricCurrentDensity ElectricFieldStrength Energy "
+        "Exposure Force Frequency Illuminance Inductance Irradiance KinematicViscosity Length LinearMomentum "
+        "Luminance LuminousFlux LuminousIntensity MagneticFlux MagneticFluxDensity MagneticVectorPotential "
+        "Mass MassConcentration MassFlowRate MassPerAreaTime MemoryCapacity MolalityOfSolute MolarEnergy "
+        "MolarMass MolarVolume Power Pressure RadiantFlux RadiantIntensity Radioactivity RelativeHumidity "
+        "Resistance Resistivity SolidAngle SpecificVolume Speed SurfaceDensity SurfaceTension Temperature "
+        "Time Torque Voltage Volume VolumeFlowRate VolumeFraction VolumetricFlux Wavenumber".split()
+    ),
+)
+_SENSOR_ALERTS = _Vocabulary(_GS1_VOC, frozenset({"ALARM_CONDITION", "ERROR_CONDITION"}))
+_COMPONENTS = _Vocabulary(
+    _CBV + "Comp-",
+    frozenset(
+        "x y z axial_distance azimuth height spherical_radius polar_angle elevation_angle easting northing "
+        "latitude longitude altitude".split()
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One member of a standard object and how its value renders.
+
+    ``shape`` is ``value`` (scalar, or a list of scalars rendered once each), ``ids`` (a list rendered as
+    ``item=`` values), ``object`` (one object rendered with ``members``), ``objects`` (a list of objects,
+    each rendered under the name ``item`` with ``members``) or ``repeated`` (a list of objects, each
+    rendered under the field's own name, with no wrapper).
+    """
+
+    name: str
+    shape: str = "value"
+    item: str = ""
+    members: tuple[_Field, ...] = ()
+    vocabulary: _Vocabulary | None = None
+    time: bool = False
+    sort_items: bool = True
+    names: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", frozenset(m.name for m in self.members))
+
+
+def _value(name: str, vocabulary: _Vocabulary | None = None, *, time: bool = False) -> _Field:
+    return _Field(name, vocabulary=vocabulary, time=time)
+
+
+_QUANTITY_ELEMENT = (_value("epcClass"), _value("quantity"), _value("uom"))
+_SENSOR_METADATA = (
+    _value("time", time=True),
+    _value("startTime", time=True),
+    _value("endTime", time=True),
+    _value("deviceID"),
+    _value("deviceMetadata"),
+    _value("rawData"),
+    _value("dataProcessingMethod"),
+    _value("bizRules"),
+)
+_SENSOR_REPORT = (
+    _value("type", _MEASUREMENT_TYPES),
+    _value("exception", _SENSOR_ALERTS),
+    _value("deviceID"),
+    _value("deviceMetadata"),
+    _value("rawData"),
+    _value("dataProcessingMethod"),
+    _value("time", time=True),
+    _value("microorganism"),
+    _value("chemicalSubstance"),
+    _value("value"),
+    _value("component", _COMPONENTS),
+    _value("stringValue"),
+    _value("booleanValue"),
+    _value("hexBinaryValue"),
+    _value("uriValue"),
+    _value("minValue"),
+    _value("maxValue"),
+    _value("meanValue"),
+    _value("sDev"),
+    _value("percRank"),
+    _value("percValue"),
+    _value("uom"),
+    _value("coordinateReferenceSystem"),
+)
+_EVENT_ORDER: tuple[_Field, ...] = (
+    _value("eventTime", time=True),
+    _value("eventTimeZoneOffset"),
+    _value("certificationInfo"),
+    _value("parentID"),
+    _Field("epcList", "ids", "epc"),
+    _Field("inputEPCList", "ids", "epc"),
+    _Field("childEPCs", "ids", "epc"),
+    _Field("quantityList", "objects", "quantityElement", _QUANTITY_ELEMENT),
+    _Field("childQuantityList", "objects", "quantityElement", _QUANTITY_ELEMENT),
+    _Field("inputQuantityList", "objects", "quantityElement", _QUANTITY_ELEMENT),
+    _Field("outputEPCList", "ids", "epc"),
+    _Field("outputQuantityList", "objects", "quantityElement", _QUANTITY_ELEMENT),
+    _value("action"),
+    _value("transformationID"),
+    _value("bizStep", _BIZ_STEPS),
+    _value("disposition", _DISPOSITIONS),
+    _Field(
+        "persistentDisposition",
+        "object",
+        members=(_value("set", _DISPOSITIONS), _value("unset", _DISPOSITIONS)),
+    ),
+    _Field("readPoint", "object", members=(_value("id"),)),
+    _Field("bizLocation", "object", members=(_value("id"),)),
+    _Field(
+        "sensorElementList",
+        "objects",
+        "sensorElement",
+        (
+            _Field("sensorMetadata", "object", members=_SENSOR_METADATA),
+            _Field("sensorReport", "repeated", members=_SENSOR_REPORT),
+        ),
+    ),
+)
+_EVENT_NAMES = frozenset(f.name for f in _EVENT_ORDER)
+
+# bizTransactionList/sourceList/destinationList: (element's id member, vocabulary of its type).
+_TYPED_LISTS: Mapping[str, tuple[str, _Vocabulary]] = {
+    "bizTransactionList": ("bizTransaction", _BIZ_TRANSACTION_TYPES),
+    "sourceList": ("source", _SOURCE_DESTINATION_TYPES),
+    "destinationList": ("destination", _SOURCE_DESTINATION_TYPES),
+}
+_LEFT_OUT = frozenset({"type", "eventID", "recordTime", "errorDeclaration", "@context"})
+_COMMENTS = frozenset({"comment", "rdfs:comment"})
+
+
+# --- value canonicalisation ----------------------------------------------------------------------------
+
+_CBV_URNS = (
+    ("urn:epcglobal:cbv:bizstep:", _CBV + "BizStep-"),
+    ("urn:epcglobal:cbv:disp:", _CBV + "Disp-"),
+    ("urn:epcglobal:cbv:btt:", _CBV + "BTT-"),
+    ("urn:epcglobal:cbv:sdt:", _CBV + "SDT-"),
+    ("urn:epcglobal:cbv:er:", _CBV + "ER-"),
+)
+# A decimal literal. ``\d`` is any Unicode decimal digit (Thai ๑๒๓ included), as the reference's parser
+# accepts them; "inf"/"nan" are deliberately not numbers.
+_DIGITS = r"\d(?:_?\d)*"
+_NUMBER = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
+
+
+def canonical_number(text: str) -> str | None:
+    """The canonical text of a decimal literal, or None when ``text`` is not one.
+
+    The canonical form is defined on the nearest IEEE-754 double (that is how GS1's reference implementation
+    and its published vectors define it); for the decimals this service emits (at most 15 significant
+    digits, magnitude at least 1e-4 when not integral) it is exactly the decimal's own digits.
+    """
+    if not _NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number out of range for the event hash: {text!r}")
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _canonical_value(text: str) -> str:
+    text = text.strip()
+    for urn, uri in _CBV_URNS:
+        text = text.replace(urn, uri)
+    number = canonical_number(text)
+    if number is not None:
+        text = number
+    return digital_link(text) or text
+
+
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)",
+    re.ASCII,
+)
+
+
+def canonical_time(text: str) -> str:
+    """``text`` as UTC with millisecond precision and ``Z``; returned unchanged when it is not a timestamp."""
+    text = text.strip()
+    m = _TIMESTAMP.fullmatch(text)
+    if m is None:
+        return text
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = m.groups()
+    if zulu:
+        offset = timedelta(0)
+    else:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m or 0)) * (-1 if sign == "-" else 1)
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=timezone(offset)
+        )
+    except ValueError:
+        return text
+    micros = int((fraction or "")[:6].ljust(6, "0"))
+    millis, rest = divmod(micros, 1000)
+    if rest > 500 or (rest == 500 and millis % 2 == 1):
+        millis += 1
+    moment = (moment + timedelta(milliseconds=millis)).astimezone(UTC)
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+        f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
+
+
+# --- EPC URIs and GS1 Digital Link URIs -------------------------------------------------------------------
+
+# One character of a GS1 AI encodable character set 82 value in an EPC URI (percent-escaped where needed),
+# and of a CPI component reference (character set 39).
+_C = (
+    r"(?:%2[125-9A-Fa-f]|%3[0-9A-Fa-f]|%4[1-9A-Fa-f]|%5[0-9AaFf]|%6[1-9A-Fa-f]|%7[0-9Aa]"
+    r"|[!')(*+,.0-9:;=A-Za-z_-])"
+)
+_CPI = r"(?:%2[3dfDF]|%3[0-9]|%4[1-9A-Fa-f]|%5[0-9Aa]|[0-9A-Z-])"
+_DL_ESCAPES = str.maketrans(
+    {"!": "%21", "(": "%28", ")": "%29", "*": "%2A", "+": "%2B", ",": "%2C", ":": "%3A"}
+)
+
+
+def check_digit(digits: str) -> int:
+    """GS1 mod-10 check digit of a key without its check digit (weights 3, 1, 3, ... from the right)."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    return -total % 10
+
+
+_TWO_DOTS = r"\.\."
+
+
+def _split(n: int, *, empty_reference: str = "") -> str:
+    """Company prefix (6 to 12 digits), a dot and a reference, together ``n`` digits."""
+    parts = [rf"\d{{{p}}}\.\d{{{n - p}}}" for p in range(6, 13)]
+    if empty_reference:
+        # GRAI, GDTI and their patterns: with a 12-digit company prefix GS1's reference implementation
+        # expects two dots there (prefix, empty reference, then the usual separator on top).
+        parts[-1] = r"\d{12}" + empty_reference
+    return "(?:" + "|".join(parts) + ")"
+
+
+def _gtin(cp: str, item_ref: str) -> str:
+    raw = item_ref[:1] + cp + item_ref[1:]
+    return raw + str(check_digit(raw))
+
+
+def _gln(raw: str) -> str:
+    return raw + str(check_digit(raw))
+
+
+_Builder = Callable[[str, str, int], str]  # (uri, company prefix, index of the first dot) -> DL URI
+_GS1 = "https://id.gs1.org/"
+
+
+def _sgtin(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}01/{_gtin(cp, u[dot + 1 : dot + 14 - len(cp)])}/21/{u[32:].translate(_DL_ESCAPES)}"
+
+
+def _sscc(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}00/{_gln(u[dot + 1] + cp + u[dot + 2 :])}"
+
+
+def _sgln(u: str, cp: str, dot: int) -> str:
+    gln = _gln(cp + u[dot + 1 : dot + 13 - len(cp)])
+    extension = u[30:]
+    return f"{_GS1}414/{gln}" + ("" if extension == "0" else f"/254/{extension.translate(_DL_ESCAPES)}")
+
+
+def _grai(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}8003/{_gln('0' + cp + u[dot + 1 : dot + 13 - len(cp)])}{u[30:].translate(_DL_ESCAPES)}"
+
+
+def _giai(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}8004/{cp}{u[dot + 1 :].translate(_DL_ESCAPES)}"
+
+
+def _gsrn(ai: str) -> _Builder:
+    return lambda u, cp, dot: f"{_GS1}{ai}/{_gln(cp + u[dot + 1 :])}"
+
+
+def _gdti(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}253/{_gln(cp + u[dot + 1 : dot + 13 - len(cp)])}{u[30:].translate(_DL_ESCAPES)}"
+
+
+def _cpi(u: str, cp: str, dot: int) -> str:
+    last = u.rfind(".")
+    return f"{_GS1}8010/{(cp + u[dot + 1 : last]).translate(_DL_ESCAPES)}/8011/{u[last + 1 :]}"
+
+
+def _sgcn(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}255/{_gln(cp + u[dot + 1 : dot + 13 - len(cp)])}{u[30:]}"
+
+
+def _ginc(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}401/{cp}{u[dot + 1 :].translate(_DL_ESCAPES)}"
+
+
+def _gsin(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}402/{_gln(cp + u[dot + 1 :])}"
+
+
+def _itip(u: str, cp: str, dot: int) -> str:
+    gtin = _gtin(cp, u[dot + 1 : dot + 14 - len(cp)])
+    return f"{_GS1}8006/{gtin}{u[31:33]}{u[34:36]}/21/{u[37:].translate(_DL_ESCAPES)}"
+
+
+def _upui(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}01/{_gtin(cp, u[dot + 1 : dot + 14 - len(cp)])}/235/{u[31:].translate(_DL_ESCAPES)}"
+
+
+def _pgln(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}417/{_gln(cp + u[dot + 1 : dot + 13 - len(cp)])}"
+
+
+def _lgtin(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}01/{_gtin(cp, u[dot + 1 : dot + 14 - len(cp)])}/10/{u[35:].translate(_DL_ESCAPES)}"
+
+
+def _gtin_pattern(ai: str, extra: Callable[[str], str] = lambda u: "") -> _Builder:
+    return lambda u, cp, dot: f"{_GS1}{ai}/{_gtin(cp, u[dot + 1 : dot + 14 - len(cp)])}{extra(u)}"
+
+
+def _ref12_pattern(ai: str, zero: str = "") -> _Builder:
+    return lambda u, cp, dot: f"{_GS1}{ai}/{_gln(zero + cp + u[dot + 1 : dot + 13 - len(cp)])}"
+
+
+def _cpi_pattern(u: str, cp: str, dot: int) -> str:
+    return f"{_GS1}8010/{(cp + u[dot + 1 : u.rfind('.')]).translate(_DL_ESCAPES)}"
+
+
+def _cp_ref_alternatives(lengths: Callable[[int], str]) -> str:
+    return "(?:" + "|".join(rf"\d{{{p}}}\.{lengths(p)}" for p in range(6, 13)) + ")"
+
+
+# EPC URIs (TDS 2.0 section 6/7/8: EPC pure identity, EPC class and EPC pattern URIs) and how each maps to
+# the constrained GS1 Digital Link URI. The prefix lengths are fixed, which the builders rely on.
+_EPC_URIS: tuple[tuple[re.Pattern[str], _Builder], ...] = tuple(
+    (re.compile(pattern), builder)
+    for pattern, builder in (
+        (rf"urn:epc:id:sgtin:{_split(13)}\.{_C}{{1,20}}", _sgtin),
+        (rf"urn:epc:id:sscc:{_split(17)}", _sscc),
+        (rf"urn:epc:id:sgln:{_split(12)}\.{_C}{{1,20}}", _sgln),
+        (rf"urn:epc:id:grai:{_split(12, empty_reference=_TWO_DOTS)}\.{_C}{{1,16}}", _grai),
+        (rf"urn:epc:id:giai:{_cp_ref_alternatives(lambda p: f'{_C}{{1,{30 - p}}}')}", _giai),
+        (rf"urn:epc:id:gsrn:{_split(17)}", _gsrn("8018")),
+        (rf"urn:epc:id:gsrnp:{_split(17)}", _gsrn("8017")),
+        (rf"urn:epc:id:gdti:{_split(12, empty_reference=_TWO_DOTS)}{_C}{{1,20}}", _gdti),
+        (rf"urn:epc:id:cpi:{_cp_ref_alternatives(lambda p: f'{_CPI}{{1,{30 - p}}}')}\.\d{{1,12}}", _cpi),
+        (rf"urn:epc:id:sgcn:{_split(12)}\.\d{{1,12}}", _sgcn),
+        (rf"urn:epc:id:ginc:{_cp_ref_alternatives(lambda p: f'{_C}{{1,{30 - p}}}')}", _ginc),
+        (rf"urn:epc:id:gsin:{_split(16)}", _gsin),
+        (rf"urn:epc:id:itip:{_split(13)}\.\d{{2}}\.\d{{2}}\.{_C}{{1,20}}", _itip),
+        (rf"urn:epc:id:upui:{_split(13)}\.{_C}{{1,28}}", _upui),
+        (rf"urn:epc:id:pgln:{_split(12)}", _pgln),
+        (rf"urn:epc:class:lgtin:{_split(13)}\.{_C}{{1,20}}", _lgtin),
+        (rf"urn:epc:idpat:sgtin:{_split(13)}\.\*", _gtin_pattern("01")),
+        (rf"urn:epc:idpat:grai:{_split(12, empty_reference=_TWO_DOTS)}\.\*", _ref12_pattern("8003", "0")),
+        (rf"urn:epc:idpat:gdti:{_split(12, empty_reference=_TWO_DOTS)}\.\*", _ref12_pattern("253")),
+        (rf"urn:epc:idpat:sgcn:{_split(12, empty_reference=_TWO_DOTS)}\.\*", _ref12_pattern("255")),
+        (rf"urn:epc:idpat:cpi:{_cp_ref_alternatives(lambda p: f'{_CPI}{{1,{30 - p}}}')}\.\*", _cpi_pattern),
+        (
+            rf"urn:epc:idpat:itip:{_split(13)}\.\d{{2}}\.\d{{2}}\.\*",
+            _gtin_pattern("8006", lambda u: u[34:36] + u[37:39]),
+        ),
+        (rf"urn:epc:idpat:upui:{_split(13)}\.\*", _gtin_pattern("01")),
+    )
+)
+
+_DL_KEYS = (
+    "01|gtin|8006|itip|8010|cpid|414|gln|417|party|8017|gsrnp|8018|gsrn|255|gcn|00|sscc|253|gdti|401|ginc"
+    "|402|gsin|8003|grai|8004|giai"
+)
+_DL_CANDIDATE = re.compile(rf"https?:[^?#]*/(?:{_DL_KEYS})/\d{{4}}[^/]")
+_SHORT_NAMES = (
+    ("/gtin/", "/01/"), ("/itip/", "/8006/"), ("/cpid/", "/8010/"), ("/gln/", "/414/"), ("/party/", "/417/"),
+    ("/gsrnp/", "/8017/"), ("/gsrn/", "/8018/"), ("/gcn/", "/255/"), ("/sscc/", "/00/"), ("/gdti/", "/253/"),
+    ("/ginc/", "/401/"), ("/gsin/", "/402/"), ("/grai/", "/8003/"), ("/giai/", "/8004/"), ("/cpv/", "/22/"),
+    ("/lot/", "/10/"), ("/ser/", "/21/"),
+)  # fmt: skip
+_GS1_HOST = r"https://id\.gs1\.org/"
+_CANONICAL_HOST = re.compile(
+    rf"{_GS1_HOST}(?:01|8006|8010|414|417|8017|8018|255|00|253|401|402|8003|8004)/\d{{4}}[^/]"
+)
+_PRIMARY_KEYS = ("/00/", "/01/", "/253/", "/255/", "/401/", "/402/", "/414/", "/417/", "/8003/", "/8004/",
+                 "/8006/", "/8010/", "/8017/", "/8018/")  # fmt: skip
+_X = r"[\x22\x27\x2D\x2E\x30-\x39\x3B-\x3F\x41-\x5A\x5F\x61-\x7A]"  # DL URI value character (safe subset)
+_XS = r"[\x2F\x22\x27\x2D\x2E\x30-\x39\x3B-\x3F\x41-\x5A\x5F\x61-\x7A]"  # ... or a slash
+_TRAILING_CPV = re.compile(rf"{_GS1_HOST}(?:8006/\d{{18}}|01/\d{{14}})/22/{_X}{{0,20}}$")
+_INNER_CPV = re.compile(rf"{_GS1_HOST}(?:8006/\d{{18}}|01/\d{{14}})/22/{_XS}{{0,20}}$")
+_LOT_AND_SERIAL = re.compile(rf"{_GS1_HOST}(?:8006/\d{{18}}|01/\d{{14}})/10/{_X}{{0,20}}/21/{_X}{{0,20}}$")
+_CONSTRAINED_DL = re.compile(
+    _GS1_HOST
+    + "(?:"
+    + "|".join(
+        (
+            r"00/\d{18}",
+            rf"01/\d{{14}}(?:/21/{_X}{{0,20}}|/10/{_X}{{0,20}}|/235/{_X}{{0,28}})?",
+            rf"253/\d{{13}}{_X}{{0,17}}",
+            r"255/\d{13}\d{0,12}",
+            rf"401/{_X}{{0,30}}",
+            r"402/\d{17}",
+            rf"414/\d{{13}}(?:/254/{_X}{{0,20}})?",
+            r"417/\d{13}",
+            rf"8003/\d{{14}}{_X}{{0,16}}",
+            rf"8004/{_X}{{0,30}}",
+            rf"8006/\d{{18}}(?:/21/{_X}{{0,20}}|/10/{_X}{{0,20}})?",
+            r"8010/[\x23\x2D\x2F\x30-\x39\x41-\x5A]{0,30}(?:/8011/\d{0,12})?",
+            r"8017/\d{18}",
+            r"8018/\d{18}",
+        )
+    )
+    + ")$"
+)
+
+
+def digital_link(uri: str) -> str | None:
+    """The constrained canonical GS1 Digital Link URI for an EPC URI or a GS1 Digital Link URI, else None.
+
+    Constrained: host ``id.gs1.org``, short key names replaced by AIs, GTINs padded to 14 digits, no query
+    string, no CPV, and a serial number instead of a lot number when both are present.
+    """
+    dot = uri.find(".")
+    if dot < 0:
+        return None
+    if uri.startswith("urn:epc:"):
+        for pattern, build in _EPC_URIS:
+            if pattern.fullmatch(uri):
+                cp = uri[uri.rfind(":", 0, dot) + 1 : dot]
+                return build(uri, cp, dot)
+        return None
+    if not _DL_CANDIDATE.match(uri):
+        return None
+    uri = uri.split("?", 1)[0]
+    for short, ai in _SHORT_NAMES:
+        uri = uri.replace(short, ai)
+    if not _CANONICAL_HOST.match(uri):
+        for key in _PRIMARY_KEYS:
+            at = uri.find(key)
+            if at >= 0:
+                uri = "https://id.gs1.org" + uri[at:]
+                break
+    m = re.match(rf"{_GS1_HOST}01/(\d*)", uri)
+    if m is not None and len(m.group(1)) < 14:
+        # Zero-pad GTIN-13/-12/-8 to GTIN-14 (at every "/01/" in the URI, as GS1's reference tool does).
+        width = len(m.group(1))
+        pad = "0" if width == 13 else "00" if width == 12 else "000000" if width >= 8 else ""
+        uri = uri.replace("/01/", "/01/" + pad)
+    after_cpv = uri[uri.find("/22/") + 4 :]
+    if _TRAILING_CPV.match(uri):
+        uri = uri[: uri.find("/22/")] + after_cpv[after_cpv.find("/") : -1]
+    if _INNER_CPV.match(uri):
+        uri = uri[: uri.find("/22/")] + after_cpv[after_cpv.find("/") :]
+    if _LOT_AND_SERIAL.match(uri):
+        after_lot = uri[uri.find("/10/") + 4 :]
+        uri = uri[: uri.find("/10/")] + after_lot[after_lot.find("/") :]
+    return uri if _CONSTRAINED_DL.match(uri) else None
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Namespace prefixes the document's own ``@context`` declares, and the extension names to leave out."""
+
+    prefixes: Mapping[str, str]
+    ignored: frozenset[str]
+
+    @classmethod
+    def of(cls, context: object, ignore: Iterable[str]) -> _Names:
+        prefixes: dict[str, str] = {}
+        for entry in context if isinstance(context, list) else [context]:
+            if isinstance(entry, Mapping):
+                prefixes.update((k, v) for k, v in entry.items() if isinstance(k, str) and isinstance(v, str))
+        names = cls(prefixes, frozenset())
+        return cls(prefixes, frozenset(ignore) | frozenset(names.key(n) for n in ignore))
+
+    def key(self, name: str) -> str:
+        prefix, colon, local = name.partition(":")
+        return f"{{{self.prefixes[prefix]}}}{local}" if colon and prefix in self.prefixes else name
+
+    def curie(self, value: str) -> str:
+        prefix, colon, local = value.partition(":")
+        return self.prefixes[prefix] + local if colon and prefix in self.prefixes else value
+
+
+def _scalar_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    raise ValueError(f"unsupported value in an event: {value!r}")
+
+
+def _render_value(spec: _Field, raw: object, names: _Names) -> str:
+    text = _scalar_text(raw)
+    if text is None:
+        return ""
+    if spec.vocabulary is not None:
+        text = spec.vocabulary.expand(text)
+    text = names.curie(text)
+    text = canonical_time(text) if spec.time else _canonical_value(text)
+    return f"{spec.name}={text}" if text else ""
+
+
+def _as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _render_field(spec: _Field, value: object, names: _Names) -> str:
+    if spec.shape == "value":
+        if isinstance(value, Mapping):
+            raise ValueError(f"{spec.name}: an object where a value was expected")
+        return "".join(sorted(_render_value(spec, v, names) for v in _as_list(value)))
+    if spec.shape == "ids":
+        item = _value(spec.item)
+        content = "".join(sorted(_render_value(item, v, names) for v in _as_list(value)))
+    elif spec.shape == "object":
+        content = _render_members(spec, value, names)
+    else:
+        rendered = [_render_members(spec, v, names) for v in _as_list(value)]
+        if spec.shape == "repeated":
+            return "".join(sorted(spec.name + r for r in rendered if r))
+        content = "".join(sorted(spec.item + r for r in rendered if r))
+    return spec.name + content if content else ""
+
+
+def _render_members(spec: _Field, value: object, names: _Names) -> str:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{spec.name}: expected an object, got {value!r}")
+    ordered = "".join(_render_field(m, value[m.name], names) for m in spec.members if m.name in value)
+    extensions = sorted(s for k, v in value.items() if k not in spec.names for s in _generic(k, v, names))
+    return ordered + "".join(extensions)
+
+
+def _generic(key: str, value: object, names: _Names) -> Iterator[str]:
+    """Strings for one member outside the canonical order (an array gives one per element)."""
+    if key in _COMMENTS or value is None:
+        return
+    name = names.key(key)
+    for item in _as_list(value):
+        if isinstance(item, list):
+            raise ValueError(f"{key}: nested arrays are not supported in the event hash")
+        if isinstance(item, Mapping):
+            parts = sorted(s for k, v in item.items() for s in _generic(k, v, names))
+            yield name + "".join(parts)
+        elif item is not None:
+            text = _scalar_text(item) or ""
+            text = _canonical_value(names.curie(text)) if text.strip() else ""
+            yield f"{name}={text}" if text else name
+
+
+def _render_typed_list(key: str, value: object, names: _Names) -> str:
+    id_name, vocabulary = _TYPED_LISTS[key]
+    items = []
+    for element in _as_list(value):
+        if not isinstance(element, Mapping):
+            raise ValueError(f"{key}: expected objects, got {element!r}")
+        parts = []
+        if element.get("type") is not None:
+            parts.append(_render_value(_value("type", vocabulary), element["type"], names))
+        if element.get(id_name) is not None:
+            parts.append(_render_value(_value(id_name), element[id_name], names))
+        rest = (s for k, v in element.items() if k not in ("type", id_name) for s in _generic(k, v, names))
+        items.append("".join(parts) + "".join(sorted(rest)))
+    return key + "".join(sorted(items))
+
+
+def _prehash(event: Mapping[str, Any], names: _Names) -> str:
+    event_type = event.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        raise ValueError("an EPCIS event needs its 'type'")
+    ordered = "".join(_render_field(f, event[f.name], names) for f in _EVENT_ORDER if f.name in event)
+    rest: list[str] = []
+    for key, value in event.items():
+        if key in _EVENT_NAMES or key in _LEFT_OUT or key in names.ignored or names.key(key) in names.ignored:
+            continue
+        if key in _TYPED_LISTS:
+            if value:
+                rest.append(_render_typed_list(key, value, names))
+        else:
+            rest.extend(_generic(key, value, names))
+    return f"eventType={event_type}{ordered}{''.join(sorted(rest))}"
+
+
+# --- public API -------------------------------------------------------------------------------------------
+
+
+def prehash_string(
+    epcis_event: Mapping[str, Any], context: object = EPCIS_CONTEXT, *, ignore: Collection[str] = ()
+) -> str:
+    """The canonical pre-hash string of one EPCIS 2.0 event (JSON-LD form, as in an ``eventList``).
+
+    ``context`` is the ``@context`` of the document the event belongs to (its declared prefixes name the
+    extensions); ``ignore`` names top-level extension members to leave out (``ignoreFields``).
+    Numbers may be ``int``, ``Decimal`` or ``float``; parse stored bodies with ``parse_float=Decimal``.
+    """
+    return _prehash(epcis_event, _Names.of(context, ignore))
+
+
+def event_hash(
+    epcis_event: Mapping[str, Any], context: object = EPCIS_CONTEXT, *, ignore: Collection[str] = ()
+) -> str:
+    """The event's CBV 2.0 Event Hash ID: ``ni:///sha-256;<64 hex>?ver=CBV2.0``."""
+    prehash = prehash_string(epcis_event, context, ignore=ignore)
+    return HASH_PREFIX + hashlib.sha256(prehash.encode("utf-8")).hexdigest() + HASH_SUFFIX
+
+
+def hash_hex(ni: str) -> str:
+    """``0x<64 hex>`` for a CBV 2.0 Event Hash ID (the form anchored on chain)."""
+    return "0x" + hash_bytes(ni).hex()
+
+
+def hash_bytes(ni_or_hex: str) -> bytes:
+    """The 32 digest bytes of an Event Hash ID, or of its ``0x`` hex form."""
+    text = ni_or_hex.strip()
+    if text.startswith(HASH_PREFIX):
+        digest = text[len(HASH_PREFIX) :].split("?", 1)[0]
+        if text[len(HASH_PREFIX) + len(digest) :] not in ("", HASH_SUFFIX):
+            raise ValueError(f"not a CBV 2.0 event hash: {ni_or_hex!r}")
+    elif text[:2] in ("0x", "0X"):
+        digest = text[2:]
+    else:
+        raise ValueError(f"not an event hash: {ni_or_hex!r}")
+    digest = digest.lower()
+    if not _HEX64.fullmatch(digest):
+        raise ValueError(f"not a SHA-256 digest: {ni_or_hex!r}")
+    return bytes.fromhex(digest)
+
+
+def hash_ni(hex_or_bytes: str | bytes) -> str:
+    """The Event Hash ID for a digest given as ``0x`` hex or 32 bytes (inverse of ``hash_hex``)."""
+    digest = hex_or_bytes if isinstance(hex_or_bytes, bytes) else hash_bytes(hex_or_bytes)
+    if len(digest) != 32:
+        raise ValueError("an event hash digest is 32 bytes")
+    return HASH_PREFIX + digest.hex() + HASH_SUFFIX
+
+
+def _document_parts(document: Mapping[str, Any]) -> tuple[Sequence[Mapping[str, Any]], frozenset[str]]:
+    def ignore_fields(node: Mapping[str, Any]) -> set[str]:
+        found: set[str] = set()
+        for key, value in node.items():
+            if key == "ignoreFields" or key.endswith(":ignoreFields"):
+                found.update(v for v in _as_list(value) if isinstance(v, str))
+        return found
+
+    body = document.get("epcisBody")
+    if not isinstance(body, Mapping):
+        raise ValueError("not an EPCIS document: no epcisBody")
+    ignored = ignore_fields(document)
+    if "eventList" in body:
+        events = body["eventList"]
+    elif "event" in body:
+        events = [body["event"]]
+    elif isinstance(body.get("queryResults"), Mapping):
+        results = body["queryResults"]
+        ignored |= ignore_fields(results)
+        events = results.get("resultsBody", {}).get("eventList", [])
+    else:
+        raise ValueError("no events in this EPCIS document")
+    return list(events), frozenset(ignored)
+
+
+def document_prehashes(document: Mapping[str, Any]) -> list[str]:
+    """Pre-hash strings of every event of an ``EPCISDocument`` or ``EPCISQueryDocument``, in order.
+
+    A document-level (or query-results-level) ``ignoreFields`` member, in any namespace, lists extension
+    members left out of every event's hash, as GS1's reference implementation's examples use it.
+    """
+    events, ignored = _document_parts(document)
+    names = _Names.of(document.get("@context", []), ignored)
+    return [_prehash(event, names) for event in events]
+
+
+def document_hashes(document: Mapping[str, Any]) -> list[str]:
+    """CBV 2.0 Event Hash IDs of every event of an EPCIS document, in order."""
+    return [
+        HASH_PREFIX + hashlib.sha256(p.encode("utf-8")).hexdigest() + HASH_SUFFIX
+        for p in document_prehashes(document)
+    ]

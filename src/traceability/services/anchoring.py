@@ -1,0 +1,230 @@
+"""Anchor pending events: Merkle-batch them, write the batch ahead, send one transaction, wait for it to be
+final, then mark it anchored. Every step re-reads state, so a restart at any point resumes safely.
+
+Batch states: ``sending`` (row and root written; a transaction may or may not have been sent) →
+``mined`` (receipt seen: tx hash, block number and block hash stored) → ``anchored`` (confirmations reached,
+block hash still canonical). A ``sending`` batch is looked up on chain before anything is sent again; a
+``mined`` batch whose block left the canonical chain (a reorg) is looked up again and re-sent if its anchor
+is gone. Re-anchoring a root is a no-op on chain, so a duplicate send can never anchor twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from traceability.chain.registry import TraceRegistry
+from traceability.domain.merkle import MerkleTree
+from traceability.errors import ChainError, ChainUnavailable
+from traceability.store import models
+from traceability.store.database import transaction
+from traceability.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def _bytes(h: str) -> bytes:
+    return bytes.fromhex(h.removeprefix("0x"))
+
+
+@dataclass
+class AnchorStats:
+    batches: int = 0
+    events: int = 0
+    gas_used: int = 0
+
+
+class Anchorer:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        registry: TraceRegistry,
+        *,
+        batch_max: int,
+        confirmations: int,
+        receipt_timeout_s: float = 120.0,
+        stuck_tx_s: float = 90.0,
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.batch_max = batch_max
+        self.confirmations = confirmations
+        self.receipt_timeout_s = receipt_timeout_s
+        self.stuck_tx_s = stuck_tx_s
+        self.stats = AnchorStats()
+
+    @property
+    def _skip_locked(self) -> bool:
+        bind = self.sessions.kw.get("bind")
+        return bind is not None and bind.dialect.name == "postgresql"
+
+    # --- step 1: claim and write ahead ----------------------------------------------------------------
+    def claim_batch(self) -> int | None:
+        """Take up to batch_max pending events into a new ``sending`` batch (committed). None if none."""
+        with transaction(self.sessions) as session:
+            repo = Repository(session)
+            claimed = repo.claim_pending(self.batch_max, skip_locked=self._skip_locked)
+            if not claimed:
+                return None
+            hashes = [_bytes(h) for _, h in claimed]
+            tree = MerkleTree(hashes)
+            batch = models.Batch(root=_hex(tree.root), event_count=len(claimed), status="sending")
+            session.add(batch)
+            session.flush()
+            for outbox, h in claimed:
+                outbox.status = "batched"
+                outbox.batch_id = batch.id
+                session.add(
+                    models.BatchEvent(
+                        batch_id=batch.id,
+                        event_id=outbox.event_id,
+                        proof=[_hex(p) for p in tree.proof(_bytes(h))],
+                    )
+                )
+            return batch.id
+
+    # --- step 2: send, or find what an earlier run sent -----------------------------------------------
+    def send_batch(self, batch_id: int) -> None:
+        with transaction(self.sessions) as session:
+            batch = session.get(models.Batch, batch_id)
+            if batch is None or batch.status != "sending":
+                return
+            found = self.registry.find_anchor(_bytes(batch.root))
+            if found is None:
+                tx_hash = self.registry.send_anchor(_bytes(batch.root), batch.event_count)
+                batch.tx_hash = tx_hash
+                batch.attempts += 1
+                batch.sent_at = datetime.now(UTC)
+                log.info("batch %s: sent %s (%d events)", batch.id, tx_hash, batch.event_count)
+        self._await_receipt(batch_id)
+
+    def _await_receipt(self, batch_id: int) -> None:
+        with transaction(self.sessions) as session:
+            batch = session.get(models.Batch, batch_id)
+            if batch is None or batch.status != "sending":
+                return
+            root = _bytes(batch.root)
+            found = self.registry.find_anchor(root)
+            if found is None and batch.tx_hash:
+                receipt = self.registry.wait_receipt(
+                    batch.tx_hash, timeout=self.receipt_timeout_s, replace_after=self.stuck_tx_s
+                )
+                if receipt.tx_hash != batch.tx_hash:
+                    batch.tx_hash = receipt.tx_hash  # replaced at the same nonce with higher fees
+                found = self.registry.find_anchor(root)
+            if found is None:
+                # Not on chain and no transaction of ours pending: leave it `sending`; the next pass resends.
+                return
+            batch.tx_hash = found.tx_hash
+            batch.block_number = found.block_number
+            batch.block_hash = found.block_hash
+            batch.block_time = datetime.fromtimestamp(found.block_time, UTC)
+            if found.gas_used is not None and batch.gas_used is None:
+                batch.gas_used = found.gas_used
+            batch.status = "mined"
+            self.stats.gas_used += found.gas_used or 0
+
+    # --- step 3: finality ---------------------------------------------------------------------------
+    def finalize(self) -> int:
+        """Mark mined batches anchored once final; re-check any whose block was reorganised away."""
+        done = 0
+        with transaction(self.sessions) as session:
+            repo = Repository(session)
+            head = self.registry.head()
+            for batch in repo.batches_in(["mined"]):
+                assert batch.block_number is not None
+                canonical = self.registry.block_hash(batch.block_number)
+                if canonical != batch.block_hash:
+                    found = self.registry.find_anchor(_bytes(batch.root))
+                    if found is None:
+                        log.warning("batch %s: anchor gone after a reorg; sending again", batch.id)
+                        batch.status = "sending"
+                        batch.tx_hash = None
+                        batch.block_number = batch.block_hash = None
+                        continue
+                    batch.block_number, batch.block_hash = found.block_number, found.block_hash
+                    batch.tx_hash = found.tx_hash
+                if head - batch.block_number >= self.confirmations:
+                    batch.status = "anchored"
+                    batch.anchored_at = datetime.now(UTC)
+                    repo.set_outbox_status(batch.id, "anchored")
+                    self.stats.batches += 1
+                    self.stats.events += batch.event_count
+                    done += 1
+        return done
+
+    # --- the loop's body ----------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Resume batches an earlier run left behind (crash, outage) before making new ones."""
+        with transaction(self.sessions) as session:
+            stale = [b.id for b in Repository(session).batches_in(["sending"])]
+        for batch_id in stale:
+            self.send_batch(batch_id)
+
+    def step(self) -> int:
+        """One pass: recover, anchor up to one batch, finalize. Returns events newly claimed."""
+        self.registry.head()  # fails fast with ChainUnavailable: nothing is claimed while the chain is down
+        self.recover()
+        batch_id = self.claim_batch()
+        claimed = 0
+        if batch_id is not None:
+            with transaction(self.sessions) as session:
+                b = session.get(models.Batch, batch_id)
+                claimed = b.event_count if b else 0
+            self.send_batch(batch_id)
+        self.finalize()
+        return claimed
+
+    def unfinished(self) -> int:
+        with transaction(self.sessions) as session:
+            repo = Repository(session)
+            return repo.pending_count() + len(repo.batches_in(["sending", "mined"]))
+
+    def run_once(
+        self, *, timeout_s: float = 600.0, poll_s: float = 0.5, on_wait: Callable[[], None] | None = None
+    ) -> AnchorStats:
+        """Anchor everything pending and wait until it is all final (``trace worker --once``)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            claimed = self.step()
+            if self.unfinished() == 0:
+                return self.stats
+            if time.monotonic() > deadline:
+                raise ChainError(f"anchoring did not finish within {timeout_s:.0f}s")
+            if claimed == 0:
+                if on_wait is not None:
+                    on_wait()
+                time.sleep(poll_s)
+
+
+def run_forever(anchorer: Anchorer, *, interval_s: float, stop: Callable[[], bool]) -> None:
+    """The worker loop: a batch as soon as batch_max events wait, else every interval_s."""
+    last_claim = 0.0
+    while not stop():
+        try:
+            with transaction(anchorer.sessions) as session:
+                pending = Repository(session).pending_count()
+            due = pending >= anchorer.batch_max or (pending and time.monotonic() - last_claim >= interval_s)
+            if due:
+                anchorer.step()
+                last_claim = time.monotonic()
+            else:
+                anchorer.recover()
+                anchorer.finalize()
+        except ChainUnavailable as exc:
+            log.warning("chain unavailable, events stay pending: %s", exc)
+        except ChainError as exc:
+            log.error("anchoring error: %s", exc)
+        for _ in range(10):
+            if stop():
+                return
+            time.sleep(min(0.5, max(interval_s, 0.1)) / 10)

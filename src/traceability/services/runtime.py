@@ -1,0 +1,109 @@
+"""Build the long-lived resources from settings: database engine and sessions, Web3, the anchor account and
+the TraceRegistry client. The CLI, the web app's lifespan and the worker all start here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from traceability.chain.registry import TraceRegistry
+from traceability.config import ANVIL_CHAIN_ID, ANVIL_DEV_KEY, ANVIL_DEV_KEYS, Settings
+from traceability.errors import ChainUnavailable, ConfigurationError
+from traceability.store.database import make_engine, make_sessionmaker
+
+
+def anchor_account(settings: Settings, chain_id: int) -> LocalAccount:
+    """The service's hot key. Anvil's public dev keys are accepted on chain id 31337 only."""
+    key = settings.anchor_key
+    if key is None:
+        if chain_id != ANVIL_CHAIN_ID:
+            raise ConfigurationError(f"TRACE_ANCHOR_KEY is required on chain {chain_id}")
+        key = ANVIL_DEV_KEY
+    normalised = key if key.startswith("0x") else "0x" + key
+    if normalised.lower() in ANVIL_DEV_KEYS and chain_id != ANVIL_CHAIN_ID:
+        raise ConfigurationError(
+            f"refusing Anvil's public development key on chain {chain_id}: set a real TRACE_ANCHOR_KEY"
+        )
+    try:
+        account: LocalAccount = Account.from_key(normalised)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError("TRACE_ANCHOR_KEY is not a valid private key") from exc
+    return account
+
+
+def make_web3(rpc_url: str) -> Web3:
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+
+
+def chain_id_of(w3: Web3) -> int:
+    try:
+        return int(w3.eth.chain_id)
+    except Exception as exc:  # requests/aiohttp/OSError: any failure to talk to the node
+        raise ChainUnavailable(f"cannot reach the chain at {w3.provider}: {exc}") from exc
+
+
+def read_deployment(settings: Settings, chain_id: int) -> str | None:
+    if settings.contract_address:
+        return settings.contract_address
+    path = settings.deployment_file
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    entry = data.get(str(chain_id))
+    return str(entry["address"]) if entry else None
+
+
+def write_deployment(settings: Settings, chain_id: int, address: str, block: int) -> None:
+    path = settings.deployment_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[str(chain_id)] = {"address": address, "block": block}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return self._engine or make_engine(self.settings.effective_database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def w3(self) -> Web3:
+        return make_web3(self.settings.rpc_url)
+
+    @cached_property
+    def chain_id(self) -> int:
+        return chain_id_of(self.w3)
+
+    @cached_property
+    def account(self) -> LocalAccount:
+        return anchor_account(self.settings, self.chain_id)
+
+    @cached_property
+    def registry(self) -> TraceRegistry:
+        address = read_deployment(self.settings, self.chain_id)
+        if address is None:
+            raise ConfigurationError("no TraceRegistry deployed on this chain: run `trace deploy`")
+        if not self.w3.eth.get_code(Web3.to_checksum_address(address)):
+            raise ConfigurationError(
+                f"no contract code at {address} on chain {self.chain_id}: run `trace deploy`"
+            )
+        return TraceRegistry(self.w3, address, self.account)
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

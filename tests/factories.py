@@ -1,0 +1,159 @@
+"""Factories: parties, plots and events with realistic Thai data; ``make_x(**overrides)``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from eth_account import Account
+from sqlalchemy.orm import Session
+
+from traceability.chain.registry import TraceRegistry
+from traceability.domain.events import (
+    Grading,
+    Harvest,
+    LotQuantity,
+    Packing,
+    Place,
+    Planting,
+    Quantity,
+    Transport,
+)
+from traceability.services.parties import enrol_authority, enrol_farmer, enrol_officer, enrol_plot
+from traceability.store import models
+
+ID_BASE = "https://trace.test"
+# Anvil's public dev account #1: the test authority's admin key (chain 31337 only).
+AUTHORITY_ADMIN_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+OFFICER_PASSPHRASE = "รหัสผ่านเจ้าหน้าที่-ทดสอบ"
+
+
+def days_ago(n: float) -> datetime:
+    return datetime.now(UTC) - timedelta(days=n)
+
+
+def q(kg: str | int) -> Quantity:
+    return Quantity(value=Decimal(kg))
+
+
+def lq(lot: str, kg: str | int) -> LotQuantity:
+    return LotQuantity(lot_code=lot, quantity=q(kg))
+
+
+def common(actor: str = "F-0001", place: str = "PLOT-T-01", when: datetime | None = None) -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4(),
+        "actor": actor,
+        "place": Place(id=place),
+        "event_time": when or days_ago(10),
+    }
+
+
+def seed_parties(
+    session: Session, registry: TraceRegistry, *, code: str | None = None, with_officer: bool = False
+) -> dict[str, Any]:
+    """An authority (registered on chain), two farmers with a plot each, optionally an officer."""
+    code = code or f"LAO-T{uuid.uuid4().hex[:6].upper()}"
+    admin = Account.from_key(AUTHORITY_ADMIN_KEY)
+    auth = enrol_authority(
+        session,
+        code=code,
+        name_th="องค์การบริหารส่วนตำบลหนองสนิท",
+        name_en="Nong Sanit SAO",
+        district_th="อำเภอจอมพระ",
+        province_th="จังหวัดสุรินทร์",
+        admin_address=admin.address,
+        registrar=registry,
+    )
+    f1 = enrol_farmer(
+        session, code="F-0001", authority=auth, display_name="นางสมพร ใจดี", phone="0811111111", pin="1234"
+    )
+    f2 = enrol_farmer(
+        session, code="F-0002", authority=auth, display_name="นายบุญมี ศรีสุข", phone="0822222222", pin="5678"
+    )
+    enrol_plot(
+        session,
+        code="PLOT-T-01",
+        farmer=f1,
+        village_th="บ้านหนองสนิท",
+        village_en="Ban Nong Sanit",
+        area_rai=Decimal("2.5"),
+    )
+    enrol_plot(
+        session,
+        code="PLOT-T-02",
+        farmer=f2,
+        village_th="บ้านโคกกลาง",
+        village_en="Ban Khok Klang",
+        area_rai=Decimal("4"),
+    )
+    out: dict[str, Any] = {"authority": auth}
+    if with_officer:
+        out["officer"] = enrol_officer(
+            session,
+            username=f"officer-{code.lower()}",
+            display_name="นายสมชาย ประจำตำบล",
+            authority=auth,
+            password="officer-password",
+            passphrase=OFFICER_PASSPHRASE,
+            authority_admin=TraceRegistry(registry.w3, registry.address, admin),
+        )
+    return out
+
+
+def lifecycle(
+    lot: str = "T-VEG-0001", child_a: str = "T-VEG-0001A", child_b: str = "T-VEG-0001B"
+) -> list[Any]:
+    """Planting → harvest → grading → split packing → ship → receive for farmer F-0001."""
+    return [
+        Planting(
+            kind="planting",
+            lot_code=lot,
+            plot_id="PLOT-T-01",
+            crop="organic-veg",
+            variety="ผักคะน้า",
+            area_rai=Decimal("2.5"),
+            **common(when=days_ago(60)),
+        ),
+        Harvest(
+            kind="harvest", lot_code=lot, plot_id="PLOT-T-01", quantity=q("1000"), **common(when=days_ago(20))
+        ),
+        Grading(
+            kind="grading",
+            lot_code=lot,
+            grade="เกรด A",
+            accepted=q("950"),
+            rejected=q("50"),
+            **common(place="PH-T", when=days_ago(19)),
+        ),
+        Packing(
+            kind="packing",
+            inputs=(lq(lot, "950"),),
+            outputs=(lq(child_a, "500"), lq(child_b, "440")),
+            **common(place="PH-T", when=days_ago(18)),
+        ),
+        Transport(
+            kind="transport",
+            leg="ship",
+            items=(lq(child_a, "500"),),
+            source="PH-T",
+            destination="PORT-LCB",
+            **common(place="PH-T", when=days_ago(17)),
+        ),
+        Transport(
+            kind="transport",
+            leg="receive",
+            items=(lq(child_a, "500"),),
+            source="PH-T",
+            destination="PORT-LCB",
+            **common(actor="EXP-0001", place="PORT-LCB", when=days_ago(16)),
+        ),
+    ]
+
+
+def event_row(session: Session, event_id: uuid.UUID) -> models.Event:
+    row = session.get(models.Event, event_id)
+    assert row is not None
+    return row
