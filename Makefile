@@ -16,7 +16,8 @@ $(VENV_OK): pyproject.toml
 	touch $@
 
 $(NPM_OK): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	# `npm install` honours the lock; `npm ci` refuses a lock that lists only this platform's anvil binary
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(VENV_OK) $(NPM_OK) ## create .venv and node_modules with every pinned dependency
