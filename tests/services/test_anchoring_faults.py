@@ -109,3 +109,44 @@ def test_crash_after_send_before_record_is_found_on_chain_not_resent(db, registr
         batch = s.get(models.Batch, batch_id)
         assert batch.status == "anchored"
         assert batch.tx_hash.lower() == sent_tx.lower()
+
+
+def test_anchor_removed_by_a_reorg_is_sent_again(db, tmp_path):
+    # A private Anvil: reverting a snapshot drops blocks for everyone on that chain.
+    node = AnvilNode().start()
+    try:
+        w3 = make_web3(node.rpc_url)
+        registry = TraceRegistry.deploy(w3, Account.from_key(ANVIL_DEV_KEY))
+        with transaction(db.sessions) as s:
+            seed_parties(s, registry)
+        record(db, lifecycle()[:2])
+        snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+        anchorer = Anchorer(db.sessions, registry, batch_max=256, confirmations=2)
+        anchorer.step()
+        with transaction(db.sessions) as s:
+            batch = s.scalars(select(models.Batch)).one()
+            assert batch.status == "mined"
+            first_block, first_hash = batch.block_number, batch.block_hash
+            root = bytes.fromhex(batch.root[2:])
+
+        # The block holding the anchor leaves the canonical chain; other blocks take its height.
+        w3.provider.make_request("evm_revert", [snapshot])
+        for _ in range(3):
+            w3.provider.make_request("evm_mine", [])
+        assert registry.anchored_at(root) == 0
+        assert registry.block_hash(first_block) != first_hash
+
+        def mine() -> None:
+            w3.provider.make_request("evm_mine", [])
+
+        stats = anchorer.run_once(poll_s=0.01, on_wait=mine)
+        assert stats.events == 2
+        assert registry.anchored_at(root) > 0
+        with transaction(db.sessions) as s:
+            batch = s.scalars(select(models.Batch)).one()
+            assert batch.status == "anchored" and batch.attempts == 2
+            assert batch.block_hash == registry.block_hash(batch.block_number)
+            problems, _ = reconcile(s, registry)
+            assert problems == []
+    finally:
+        node.stop()

@@ -147,6 +147,9 @@ class Anchorer:
                     found = self.registry.find_anchor(_bytes(batch.root))
                     if found is None:
                         log.warning("batch %s: anchor gone after a reorg; sending again", batch.id)
+                        # The dropped transaction took its nonce with it: count again from the node.
+                        if self.registry.sender is not None:
+                            self.registry.sender.resync_nonce()
                         batch.status = "sending"
                         batch.tx_hash = None
                         batch.block_number = batch.block_hash = None
