@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -183,7 +184,7 @@ def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
 
     report = run_bench(sizes=args.sizes, events=args.events, batch_max=rt.settings.batch_max)
     if args.json:
-        _print_json(report)
+        print(json.dumps(report, indent=2))
     else:
         print(f"anvil {report['anvil']}  (one run; ratios are what compare across machines)")
         print(f"{'batch size':>10} {'gas/tx':>10} {'gas/event':>10}")
