@@ -18,10 +18,12 @@ from traceability.domain.events import (
     EVENT_ADAPTER,
     Certification,
     Event,
+    Grading,
     Harvest,
     Packing,
     Planting,
     Revocation,
+    Transport,
     lots_touched,
 )
 from traceability.domain.hashing import event_hash, hash_hex
@@ -191,6 +193,8 @@ def _check_against_ledger(
 
 def _check_balance(repo: Repository, event: Event) -> None:
     """Replay the touched lots' history and refuse an event that takes out more than they hold."""
+    if not isinstance(event, Grading | Packing | Transport):
+        return  # planting, harvest, certification and revocation take nothing out of a lot
     lots = list(lots_touched(event))
     balance = Balance.empty()
     for row in repo.events_touching(lots):
