@@ -40,7 +40,10 @@ Write a body with ``traceability.domain.codec.dumps`` (exact digits, never an ex
 never share a canonical form, and integers stay below 2**53.
 
 A body is built once, when the event is recorded, then stored and hashed; never rebuild an old event with a
-different ``id_base`` or GTINs, as its URIs (and so its hash) would change.
+different ``id_base`` or GTINs, as its URIs (and so its hash) would change. Storage may sort keys (the hash
+does not depend on member order), but an export must not: GS1's reference tool reads a source/destination
+element in the order its members are written, so exports go through ``epcis_document``, which puts ``type``
+first, and a serialiser that keeps member order.
 """
 
 from __future__ import annotations

@@ -51,21 +51,27 @@ Values are canonicalised before they are written:
 * Every other value is stripped of surrounding white space; the old CBV URN prefixes
   ``urn:epcglobal:cbv:bizstep:|disp:|btt:|sdt:|er:`` are rewritten to ``https://ref.gs1.org/cbv/BizStep-|
   Disp-|BTT-|SDT-|ER-`` wherever they occur; a number (a JSON number, or a string that is a decimal
-  literal: optional sign, digits with single ``_`` between digits, optional fraction and exponent)
+  literal: optional sign, decimal digits of any script with single ``_`` between digits, optional
+  fraction and exponent)
   becomes the shortest text that round-trips its nearest IEEE-754 double, written as an integer when it
   is integral (``452.0`` → ``452``, ``12.10`` → ``12.1``, ``0.00001`` → ``1e-05``); and an EPC URI or a
   GS1 Digital Link URI becomes the constrained canonical Digital Link URI (``https://id.gs1.org/...``,
   lowest identification level, no query string). Booleans are ``true``/``false``.
 
 This reproduces the published CBV 2.0 vectors and, for every event this service emits, the reference
-implementation (PyPI ``epcis-event-hash-generator`` 1.9.3). Where that implementation relies on
-heuristics we do not copy them; the event models refuse the free text that would make them matter (see
-``traceability.domain.events``): (a) it expands any string anywhere in a document that equals the tail
-of a CBV URI used anywhere in that document, where we expand only the vocabulary fields listed above;
-(b) it crashes on a number that overflows a double, where we raise ``ValueError``; (c) it recognises
-user extensions nested in a standard object only when their namespace ends in ``/``, where we treat all
-of them alike; (d) it renders a bizTransaction/source/destination element in the order its members were
-written, where we always write ``type`` first.
+implementation (PyPI ``epcis-event-hash-generator`` 1.9.3). Where that implementation relies on heuristics
+we do not copy them, and make sure they never matter for our events:
+
+(a) it expands any string anywhere in a document that equals the tail of a CBV URI used anywhere in that
+    document (a note reading ``packing``), where we expand only the vocabulary fields above; the event
+    models refuse such text (``traceability.domain.events``);
+(b) it crashes on a value that reads as an infinite number (``inf``, ``1e999``), where we raise
+    ``ValueError`` or, for the words, keep the text; the event models refuse such text;
+(c) it recognises user extensions nested in a standard object only when their namespace ends in ``/``,
+    where we treat all of them alike; our events put every extension at the top level;
+(d) it renders a bizTransaction/source/destination element in the order its members are written, where
+    we always render ``type`` first, as the vectors do; ``epcis.epcis_document`` writes ``type`` first,
+    and an export must keep that member order (a serialiser that sorts keys puts ``source`` first).
 """
 
 from __future__ import annotations
@@ -273,8 +279,8 @@ _CBV_URNS = (
     ("urn:epcglobal:cbv:sdt:", _CBV + "SDT-"),
     ("urn:epcglobal:cbv:er:", _CBV + "ER-"),
 )
-# A decimal literal. ``\d`` is any Unicode decimal digit (Thai ๑๒๓ included), as the reference's parser
-# accepts them; "inf"/"nan" are deliberately not numbers.
+# A decimal literal. ``\d`` is any Unicode decimal digit (Thai ๑๒๓ included): Python's float(), which the
+# reference implementation uses, reads those too. "inf"/"nan" are deliberately not numbers.
 _DIGITS = r"\d(?:_?\d)*"
 _NUMBER = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
 
@@ -317,21 +323,19 @@ def canonical_time(text: str) -> str:
     if m is None:
         return text
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = m.groups()
-    if zulu:
-        offset = timedelta(0)
-    else:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m or 0)) * (-1 if sign == "-" else 1)
-    try:
-        moment = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=timezone(offset)
-        )
-    except ValueError:
-        return text
+    offset = timedelta(0) if zulu else timedelta(hours=int(off_h), minutes=int(off_m or 0))
     micros = int((fraction or "")[:6].ljust(6, "0"))
     millis, rest = divmod(micros, 1000)
     if rest > 500 or (rest == 500 and millis % 2 == 1):
         millis += 1
-    moment = (moment + timedelta(milliseconds=millis)).astimezone(UTC)
+    try:
+        zone = timezone(-offset if sign == "-" else offset)
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=zone
+        )
+        moment = (moment + timedelta(milliseconds=millis)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return text  # not a real moment (month 13, offset +99:00, ...): written as given
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
         f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
@@ -577,6 +581,8 @@ def digital_link(uri: str) -> str | None:
         width = len(m.group(1))
         pad = "0" if width == 13 else "00" if width == 12 else "000000" if width >= 8 else ""
         uri = uri.replace("/01/", "/01/" + pad)
+    # The CPV (AI 22) and lot/serial steps follow GS1's reference tool step by step, slicing included:
+    # it produced the published vectors.
     after_cpv = uri[uri.find("/22/") + 4 :]
     if _TRAILING_CPV.match(uri):
         uri = uri[: uri.find("/22/")] + after_cpv[after_cpv.find("/") : -1]
@@ -600,6 +606,7 @@ class _Names:
 
     @classmethod
     def of(cls, context: object, ignore: Iterable[str]) -> _Names:
+        ignore = tuple(ignore)
         prefixes: dict[str, str] = {}
         for entry in context if isinstance(context, list) else [context]:
             if isinstance(entry, Mapping):

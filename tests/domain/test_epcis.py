@@ -1,0 +1,450 @@
+"""EPCIS 2.0 form of events: the mapping, the exact round trip, and schema validity of every document."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jsonschema import Draft7Validator
+from pydantic import ValidationError
+from test_events import (
+    BANGKOK,
+    EVENTS_BY_KIND,
+    SETTINGS,
+    any_event,
+    base,
+    certification,
+    harvest,
+    packing,
+    transport,
+)
+
+from traceability.domain import codec
+from traceability.domain.epcis import (
+    EPCIS_CONTEXT,
+    GS1_EPCIS_CONTEXT,
+    NS,
+    PREFIX,
+    epcis_document,
+    from_epcis,
+    in_canonical_order,
+    lot_class_uri,
+    party_uri,
+    place_uri,
+    to_epcis,
+)
+from traceability.domain.events import (
+    GS1_TERMS_USED,
+    Event,
+    Grading,
+    Planting,
+    Quantity,
+    Revocation,
+    TemperatureReading,
+    lots_touched,
+)
+
+# tests/conftest.py calls this folder CONFORMANCE; importing conftest by name depends on collection order.
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
+ID_BASE = "https://trace.example"
+
+
+@cache
+def validator() -> Draft7Validator:
+    schema = json.loads((CONFORMANCE / "epcis" / "EPCIS-JSON-Schema.json").read_text())
+    return Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator().iter_errors(document)]
+
+
+def stored(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as the service stores and reads it back: codec JSON (sorted keys, exact decimals)."""
+    result: dict[str, Any] = codec.loads(codec.dumps(body))
+    return result
+
+
+# --- the mapping ------------------------------------------------------------------------------------------
+
+
+def test_a_harvest_maps_to_an_object_event_creating_the_lot_class() -> None:
+    event = harvest(note="เก็บเช้า", prev=("0x" + "ab" * 32,), evidence=("cd" * 32,))
+    assert to_epcis(event, id_base=ID_BASE + "/") == {
+        "type": "ObjectEvent",
+        "eventID": "urn:uuid:6f1c2b1e-8f0a-4c4e-9d59-2a7c1e0b5d11",
+        "eventTime": "2025-09-26T08:30:00.000+07:00",
+        "eventTimeZoneOffset": "+07:00",
+        "quantityList": [
+            {
+                "epcClass": "https://trace.example/lot/NSN-VEG-2609-01",
+                "quantity": Decimal("1250.5"),
+                "uom": "KGM",
+            }
+        ],
+        "action": "ADD",
+        "bizStep": "creating_class_instance",
+        "disposition": "active",
+        "readPoint": {"id": "https://trace.example/place/PLOT-NSN-01"},
+        "bizLocation": {"id": "https://trace.example/place/PLOT-NSN-01"},
+        "tt:kind": "https://thai-trace.org/ns/epcis#harvest",
+        "tt:actor": "https://trace.example/party/F-0001",
+        "tt:lat": Decimal("15.1108"),
+        "tt:lon": Decimal("103.6163"),
+        "tt:evidence": ["https://trace.example/evidence/" + "cd" * 32],
+        "tt:prev": ["ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0"],
+        "tt:note": "เก็บเช้า",
+    }
+
+
+def test_every_kind_follows_the_fsma_204_recommendations() -> None:
+    common = base()
+    rows: list[tuple[Event, str, str | None, str, str | None]] = [
+        (
+            Planting(
+                kind="planting",
+                lot_code="NSN-VEG-01",
+                plot_id="PLOT-NSN-01",
+                crop="organic-veg",
+                area_rai="2.5",
+                **common,
+            ),
+            "ObjectEvent",
+            "ADD",
+            "commissioning",
+            "active",
+        ),
+        (harvest(), "ObjectEvent", "ADD", "creating_class_instance", "active"),
+        (
+            Grading(
+                kind="grading",
+                lot_code="NSN-VEG-01",
+                grade="เกรด A",
+                accepted=Quantity(value=5),
+                rejected=Quantity(value=1),
+                **common,
+            ),
+            "ObjectEvent",
+            "OBSERVE",
+            "inspecting",
+            "conformant",
+        ),
+        (
+            Grading(
+                kind="grading",
+                lot_code="NSN-VEG-01",
+                grade="ตกเกรด",
+                accepted=Quantity(value=0),
+                rejected=Quantity(value=1),
+                **common,
+            ),
+            "ObjectEvent",
+            "OBSERVE",
+            "inspecting",
+            "non_conformant",
+        ),
+        (packing(), "TransformationEvent", None, "packing", None),
+        (transport(), "ObjectEvent", "OBSERVE", "shipping", "in_transit"),
+        (transport(leg="receive"), "ObjectEvent", "OBSERVE", "receiving", "in_progress"),
+        (certification(), "ObjectEvent", "OBSERVE", "inspecting", None),
+        (
+            Revocation(
+                kind="revocation", lot_code="NSN-VEG-01", cert_id="0x" + "33" * 32, reason="ปลอมปน", **common
+            ),
+            "ObjectEvent",
+            "OBSERVE",
+            "inspecting",
+            None,
+        ),
+    ]
+    for event, event_type, action, biz_step, disposition in rows:
+        body = to_epcis(event, id_base=ID_BASE)
+        assert (body["type"], body.get("action"), body["bizStep"], body.get("disposition")) == (
+            event_type,
+            action,
+            biz_step,
+            disposition,
+        ), event.kind
+        assert body["tt:kind"] == NS + event.kind
+        assert body["readPoint"] == {"id": place_uri(event.place.id, id_base=ID_BASE)}
+        assert "@context" not in body
+
+
+def test_packing_is_a_transformation_whose_outputs_carry_the_product_gtin() -> None:
+    body = to_epcis(packing(gtin="8850999000015"), id_base=ID_BASE, gtins={"NSN-VEG-01": "08850999000022"})
+    assert body["inputQuantityList"] == [
+        {
+            "epcClass": "https://id.gs1.org/01/08850999000022/10/NSN-VEG-01",
+            "quantity": Decimal("1.5"),
+            "uom": "KGM",
+        }
+    ]
+    assert [q["epcClass"] for q in body["outputQuantityList"]] == [
+        "https://id.gs1.org/01/08850999000015/10/NSN-VEG-01A",
+        "https://id.gs1.org/01/08850999000015/10/NSN-VEG-01B",
+    ]
+    assert body["tt:gtin"] == "08850999000015"
+
+
+def test_transport_names_source_and_destination_and_reports_temperatures() -> None:
+    readings = [
+        TemperatureReading(time=datetime(2025, 9, 26, 14, tzinfo=BANGKOK), celsius="4.5"),
+        TemperatureReading(time=datetime(2025, 9, 26, 20, tzinfo=BANGKOK), celsius="-1.25"),
+    ]
+    body = to_epcis(
+        transport(leg="receive", temperatures=readings, vehicle="รถห้องเย็น 70-1234"), id_base=ID_BASE
+    )
+    assert body["sourceList"] == [{"type": "location", "source": "https://trace.example/place/PH-NSN"}]
+    assert body["destinationList"] == [
+        {"type": "location", "destination": "https://trace.example/place/PORT-LCB"}
+    ]
+    assert body["bizLocation"] == {"id": "https://trace.example/place/PORT-LCB"}
+    assert body["sensorElementList"] == [
+        {
+            "sensorReport": [
+                {
+                    "type": "Temperature",
+                    "time": "2025-09-26T14:00:00.000+07:00",
+                    "value": Decimal("4.5"),
+                    "uom": "CEL",
+                },
+                {
+                    "type": "Temperature",
+                    "time": "2025-09-26T20:00:00.000+07:00",
+                    "value": Decimal("-1.25"),
+                    "uom": "CEL",
+                },
+            ]
+        }
+    ]
+    assert body["tt:vehicle"] == "รถห้องเย็น 70-1234"
+    assert "bizLocation" not in to_epcis(transport(), id_base=ID_BASE)
+
+
+def test_certification_points_certification_info_at_the_certificate() -> None:
+    body = to_epcis(certification(), id_base=ID_BASE)
+    assert body["certificationInfo"] == "https://trace.example/certification/0x" + "33" * 32
+    assert body["tt:authority"] == party_uri("LAO-NONGSANIT", id_base=ID_BASE)
+    assert (body["tt:nonce"], body["tt:expires"], body["tt:deadline"]) == (0, 0, 1_900_000_000)
+    assert body["quantityList"] == [{"epcClass": "https://trace.example/lot/NSN-VEG-01"}]
+
+
+def test_uris() -> None:
+    assert lot_class_uri("LOT-0001", id_base="https://t.example/") == "https://t.example/lot/LOT-0001"
+    assert lot_class_uri("LOT-0001", id_base="x", gtin="8850999000015") == (
+        "https://id.gs1.org/01/08850999000015/10/LOT-0001"
+    )
+    assert place_uri("PH-NSN", id_base="http://localhost:8000") == "http://localhost:8000/place/PH-NSN"
+    for bad in ("ftp://x.example", "https://x.example/?q=1", "https://x.example/a b", "trace.example"):
+        with pytest.raises(ValueError):
+            place_uri("PH-NSN", id_base=bad)
+
+
+def test_the_context_is_pinned_to_epcis_2_0_0_plus_our_namespace() -> None:
+    assert EPCIS_CONTEXT == [GS1_EPCIS_CONTEXT, {PREFIX: NS}]
+    assert GS1_EPCIS_CONTEXT == "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+
+
+# --- the round trip -----------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(any_event, st.sampled_from([ID_BASE, "http://127.0.0.1:8000", "https://trace.example/th"]))
+def test_from_epcis_is_the_exact_inverse_of_to_epcis(event: Event, id_base: str) -> None:
+    body = to_epcis(event, id_base=id_base)
+    assert from_epcis(body) == event
+    assert from_epcis(stored(body)) == event
+    assert to_epcis(from_epcis(stored(body)), id_base=id_base) == body
+
+
+@pytest.mark.parametrize("kind", list(EVENTS_BY_KIND))
+@SETTINGS
+@given(data=st.data())
+def test_round_trip_per_kind_with_gtins(kind: str, data: st.DataObject) -> None:
+    event = data.draw(EVENTS_BY_KIND[kind])
+    body = to_epcis(event, id_base=ID_BASE, gtins=dict.fromkeys(_lots(event), "8850999000015"))
+    assert from_epcis(stored(body)) == event
+
+
+def _lots(event: Event) -> list[str]:
+    return list(lots_touched(event))[::2]
+
+
+def test_from_epcis_refuses_floats_rather_than_rounding() -> None:
+    body = json.loads(codec.dumps(to_epcis(harvest(), id_base=ID_BASE)))  # plain json: 1250.5 is a float
+    with pytest.raises(ValidationError, match="decimal strings"):
+        from_epcis(body)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b.update({"tt:extra": "x"}), "tt:extra"),
+        (lambda b: b.update({"tt:note": " เก็บเช้า "}), "tt:note"),
+        (lambda b: b.update({"bizStep": "shipping"}), "bizStep"),
+        (lambda b: b.update({"tt:actor": "https://elsewhere.example/party/F-0001"}), "tt:actor"),
+        (lambda b: b.update({"eventTimeZoneOffset": "+08:00"}), "eventTimeZoneOffset"),
+        (lambda b: b.update({"eventTime": "2025-09-26T08:30:00+07:00"}), "eventTime"),
+        (lambda b: b["quantityList"][0].pop("uom"), "quantityList"),
+    ],
+)
+def test_from_epcis_refuses_a_body_that_is_not_exactly_what_to_epcis_builds(
+    change: Any, message: str
+) -> None:
+    body = stored(to_epcis(harvest(note="เก็บเช้า"), id_base=ID_BASE))
+    change(body)
+    with pytest.raises(ValueError, match=message):
+        from_epcis(body)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b.pop("tt:kind"),
+        lambda b: b.update({"tt:kind": "https://other.example/ns#harvest"}),
+        lambda b: b.update({"tt:kind": NS + "milling"}),
+        lambda b: b.update({"eventID": "ni:///sha-256;00?ver=CBV2.0"}),
+        lambda b: b.update({"readPoint": {"id": "https://trace.example/somewhere"}}),
+        lambda b: b.update({"quantityList": []}),
+        lambda b: b.update({"tt:prev": ["0x" + "ab" * 32]}),
+        lambda b: b.pop("readPoint"),
+    ],
+)
+def test_from_epcis_refuses_foreign_or_broken_bodies(change: Any) -> None:
+    body = stored(to_epcis(harvest(), id_base=ID_BASE))
+    change(body)
+    with pytest.raises(ValueError):
+        from_epcis(body)
+
+
+# --- documents ---------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.lists(any_event, min_size=1, max_size=6), st.sampled_from([UTC, BANGKOK]))
+def test_every_document_of_emitted_events_validates_against_the_epcis_schema(
+    events: list[Event], zone: timezone
+) -> None:
+    bodies = [to_epcis(e, id_base=ID_BASE) for e in events]
+    document = epcis_document(bodies, created=datetime.now(zone))
+    assert schema_errors(document) == []
+    assert schema_errors(epcis_document([stored(b) for b in bodies], created=datetime.now(zone))) == []
+
+
+@pytest.mark.parametrize("kind", list(EVENTS_BY_KIND))
+@SETTINGS
+@given(data=st.data())
+def test_documents_of_each_kind_validate(kind: str, data: st.DataObject) -> None:
+    event = data.draw(EVENTS_BY_KIND[kind])
+    document = epcis_document([to_epcis(event, id_base=ID_BASE)], created=datetime(2025, 9, 26, tzinfo=UTC))
+    assert schema_errors(document) == []
+
+
+def test_the_schema_check_is_real() -> None:
+    for example in sorted((CONFORMANCE / "epcis").glob("Example_*.jsonld")):
+        assert schema_errors(json.loads(example.read_text())) == [], example.name
+    document = epcis_document([to_epcis(harvest(), id_base=ID_BASE)], created=datetime.now(UTC))
+    document["epcisBody"]["eventList"][0]["quantityList"][0]["quantity"] = "1250.5"
+    document["epcisBody"]["eventList"][0]["eventTimeZoneOffset"] = "+7"
+    assert len(schema_errors(document)) >= 2
+
+
+def test_documents_put_type_first_where_the_reference_hash_tool_reads_member_order() -> None:
+    body = stored(to_epcis(transport(), id_base=ID_BASE))
+    assert list(body["sourceList"][0]) == ["source", "type"]  # what storage gives back
+    document = epcis_document([body], created=datetime(2025, 9, 26, tzinfo=UTC))
+    event = document["epcisBody"]["eventList"][0]
+    assert list(event["sourceList"][0]) == ["type", "source"]
+    assert list(event["destinationList"][0]) == ["type", "destination"]
+    assert list(event)[:4] == ["type", "eventID", "eventTime", "eventTimeZoneOffset"]
+    assert event == body
+    assert in_canonical_order(body) == body
+
+
+def test_document_header() -> None:
+    created = datetime(2025, 9, 26, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=7)))
+    document = epcis_document([], created=created)
+    assert document == {
+        "@context": EPCIS_CONTEXT,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2025-09-26T10:00:00.123+07:00",
+        "epcisBody": {"eventList": []},
+    }
+    document["@context"][1]["tt"] = "changed"
+    assert EPCIS_CONTEXT[1] == {"tt": NS}
+    with pytest.raises(ValueError):
+        epcis_document([], created=datetime(2025, 9, 26))
+
+
+# --- what the event models must know about this mapping ----------------------------------------------------
+
+_VOCABULARY = {
+    "bizStep": "https://ref.gs1.org/cbv/BizStep-",
+    "disposition": "https://ref.gs1.org/cbv/Disp-",
+}
+
+
+def _gs1_terms(body: dict[str, Any]) -> set[str]:
+    terms = {prefix + body[key] for key, prefix in _VOCABULARY.items() if key in body}
+    for key in ("sourceList", "destinationList"):
+        terms |= {"https://ref.gs1.org/cbv/SDT-" + e["type"] for e in body.get(key, [])}
+    for element in body.get("sensorElementList", []):
+        terms |= {"https://gs1.org/voc/" + r["type"] for r in element["sensorReport"]}
+    return terms
+
+
+@SETTINGS
+@given(any_event)
+def test_every_gs1_term_emitted_is_one_the_models_know(event: Event) -> None:
+    assert _gs1_terms(to_epcis(event, id_base=ID_BASE)) <= set(GS1_TERMS_USED)
+
+
+def test_gs1_terms_used_lists_each_term_the_mapping_can_emit() -> None:
+    bodies = [
+        to_epcis(e, id_base=ID_BASE)
+        for e in (
+            harvest(),
+            packing(),
+            transport(temperatures=[TemperatureReading(time=datetime(2025, 9, 26, tzinfo=UTC), celsius=1)]),
+            transport(leg="receive"),
+            certification(),
+            Grading(
+                kind="grading",
+                lot_code="NSN-VEG-01",
+                grade="A",
+                accepted=Quantity(value=5),
+                rejected=Quantity(value=1),
+                **base(),
+            ),
+            Grading(
+                kind="grading",
+                lot_code="NSN-VEG-01",
+                grade="A",
+                accepted=Quantity(value=0),
+                rejected=Quantity(value=1),
+                **base(),
+            ),
+            Planting(
+                kind="planting",
+                lot_code="NSN-VEG-01",
+                plot_id="PLOT-NSN-01",
+                crop="rice",
+                area_rai=1,
+                **base(),
+            ),
+        )
+    ]
+    assert set().union(*(_gs1_terms(b) for b in bodies)) == set(GS1_TERMS_USED)
+
+
+def test_the_models_refuse_text_starting_with_our_prefix() -> None:
+    with pytest.raises(ValidationError):
+        harvest(note=f"{PREFIX}:note")
