@@ -134,3 +134,18 @@ def test_edited_row_fails_verify_and_reconcile(settings, demo, capsys):
     assert "FAIL  hashes" in out
     code, out, _ = run(settings, capsys, "reconcile")
     assert code == 1 and "hash_mismatch" in out and event_id in out
+
+
+def test_epcis_export_hashes_with_gs1s_own_tool_to_what_is_anchored(settings, demo, capsys):
+    """An importer loads our export into their own tools: GS1's reference implementation must compute the
+    very hashes the proof bundle claims (and the chain holds)."""
+    from gs1_reference import offline, reference_hashes
+
+    for lot in ("NSN-VEG-2609-01A", "NSN-HML-2611-M1"):
+        _, exported, _ = run(settings, capsys, "export", "epcis", lot)
+        _, bundle_json, _ = run(settings, capsys, "export", "proof", lot)
+        bundle = codec.loads(bundle_json)
+        with offline():
+            theirs, _ = reference_hashes(exported)
+        ours = [f"ni:///sha-256;{e['hash'][2:]}?ver=CBV2.0" for e in bundle["events"]]
+        assert theirs == ours

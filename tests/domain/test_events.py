@@ -192,9 +192,10 @@ def gradings(draw: st.DrawFn) -> Grading:
 def packings(draw: st.DrawFn) -> Packing:
     inputs = draw(lot_lists(1, 5))
     taken = {i.lot_code for i in inputs}
-    outputs = [o for o in draw(lot_lists(1, 30)) if o.lot_code not in taken] or [
-        LotQuantity(lot_code="OUT-" + inputs[0].lot_code[:15], quantity=Quantity(value=1))
-    ]
+    outputs = [o for o in draw(lot_lists(1, 30)) if o.lot_code not in taken]
+    if not outputs:  # every drawn output was also an input
+        code = next(c for c in (f"OUT-{i:04d}" for i in range(len(taken) + 1)) if c not in taken)
+        outputs = [LotQuantity(lot_code=code, quantity=Quantity(value=1))]
     return Packing(
         kind="packing", inputs=inputs, outputs=outputs, gtin=draw(st.none() | gtins), **draw(commons())
     )

@@ -16,20 +16,19 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 import pytest
-from epcis_event_hash_generator import hash_generator, json_to_py
+from epcis_event_hash_generator import hash_generator
 from epcis_event_hash_generator.dl_normaliser import normaliser as reference_digital_link
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from pyld import jsonld
 from test_events import EVENTS_BY_KIND, SETTINGS, any_event, base, harvest, texts
 from test_hashing import GOLDEN_HASH, golden_body
 
+from gs1_reference import offline, reference_hashes
 from traceability.domain import codec
-from traceability.domain.epcis import EPCIS_CONTEXT, GS1_EPCIS_CONTEXT, epcis_document, to_epcis
+from traceability.domain.epcis import EPCIS_CONTEXT, epcis_document, to_epcis
 from traceability.domain.events import (
     Event,
     Grading,
@@ -53,31 +52,10 @@ ID_BASE = "https://trace.example"
 CREATED = datetime(2025, 9, 26, 12, tzinfo=UTC)
 
 
-# The reference package ships the EPCIS 2.0.0 context under this name (see its file_document_loader.py, whose
-# own loader trips a DeprecationWarning on Python 3.11, and warnings are errors here).
-CACHED_CONTEXT = "e532647e8eb371379b8b0e8602d8981c8566bc60f7351f22c76a5bc865962008.jsonld"
-
-
 @pytest.fixture(scope="module", autouse=True)
 def offline_reference() -> Iterator[None]:
-    context = json.loads((resources.files("epcis_event_hash_generator") / CACHED_CONTEXT).read_text("utf-8"))
-
-    def loader(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-        if url != GS1_EPCIS_CONTEXT:
-            raise AssertionError(f"the reference tool tried to fetch {url}")
-        return {
-            "contentType": "application/ld+json",
-            "contextUrl": None,
-            "documentUrl": url,
-            "document": context,
-        }
-
-    previous = jsonld.get_document_loader()
-    jsonld.set_document_loader(loader)
-    try:
+    with offline():
         yield
-    finally:
-        jsonld.set_document_loader(previous)
 
 
 def export_json(value: Any) -> str:
@@ -93,10 +71,7 @@ def export_json(value: Any) -> str:
 
 def reference(document: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(hashes, pre-hash strings) the reference tool computes for a document."""
-    json_to_py._namespaces.clear()  # module-level state that otherwise leaks between documents
-    events = json_to_py.event_list_from_epcis_document_str(export_json(document))
-    prehashes = hash_generator.derive_prehashes_from_events(events)
-    return hash_generator.calculate_hashes_from_pre_hashes(prehashes), prehashes
+    return reference_hashes(export_json(document))
 
 
 def assert_same_hashes(bodies: list[dict[str, Any]]) -> None:
@@ -164,7 +139,7 @@ def test_events_at_the_model_limits_hash_as_the_reference_does() -> None:
             destination="PORT-LCB",
             vehicle="รถห้องเย็น 70-1234 สุรินทร์",
             temperatures=[
-                TemperatureReading(time=m, celsius=f"{i % 120 - 40}.{i % 100:02d}")
+                TemperatureReading(time=m, celsius=Decimal(i * 24 - 4000) / 100)
                 for i, m in enumerate(moments)
             ],
             prev=prev[:200],

@@ -2,8 +2,10 @@
 
 EPCIS requires quantities to be JSON numbers; floats would round them. ``loads`` reads every non-integer
 number as ``Decimal`` and ``dumps`` writes a ``Decimal`` as its exact digits (never in exponent form), so
-a body survives any number of round trips byte for byte. Output is compact, keys sorted, UTF-8 kept as is
-(Thai text stays readable).
+a body survives any number of round trips byte for byte. Output is compact and UTF-8 kept as is (Thai text
+stays readable). Members keep the order they were given: GS1's reference hash tool renders source,
+destination and bizTransaction elements in written order, so EPCIS bodies are stored and exported in
+canonical member order (``epcis.in_canonical_order``) and must never be re-sorted.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def _encode(value: Any, out: list[str], indent: str | None, level: int) -> None:
         if not value:
             out.append("{}")
             return
-        items = sorted(value.items())
+        items = list(value.items())
         out.append("{")
         for i, (k, v) in enumerate(items):
             if i:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from traceability.domain import codec
 from traceability.domain.catalog import crop
-from traceability.domain.epcis import from_epcis, to_epcis
+from traceability.domain.epcis import from_epcis, in_canonical_order, to_epcis
 from traceability.domain.events import (
     EVENT_ADAPTER,
     Certification,
@@ -93,7 +93,7 @@ def record_event(
     prev = tuple(h[1] for lot in touched if (h := heads.get(lot)) is not None)
     event = event.model_copy(update={"prev": prev})
 
-    body = to_epcis(event, id_base=id_base, gtins=gtins)
+    body = in_canonical_order(to_epcis(event, id_base=id_base, gtins=gtins))
     digest = hash_hex(event_hash(body))
     row = models.Event(
         id=event.event_id,
