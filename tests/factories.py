@@ -51,22 +51,39 @@ def common(actor: str = "F-0001", place: str = "PLOT-T-01", when: datetime | Non
     }
 
 
-def seed_parties(
-    session: Session, registry: TraceRegistry, *, code: str | None = None, with_officer: bool = False
-) -> dict[str, Any]:
-    """An authority (registered on chain), two farmers with a plot each, optionally an officer."""
+def make_authority(session: Session, registry: TraceRegistry, *, code: str | None = None) -> models.Authority:
+    """An อปท. registered on chain, administered by Anvil's dev account #1."""
     code = code or f"LAO-T{uuid.uuid4().hex[:6].upper()}"
-    admin = Account.from_key(AUTHORITY_ADMIN_KEY)
-    auth = enrol_authority(
+    return enrol_authority(
         session,
         code=code,
         name_th="องค์การบริหารส่วนตำบลหนองสนิท",
         name_en="Nong Sanit SAO",
         district_th="อำเภอจอมพระ",
         province_th="จังหวัดสุรินทร์",
-        admin_address=admin.address,
+        admin_address=Account.from_key(AUTHORITY_ADMIN_KEY).address,
         registrar=registry,
     )
+
+
+def make_officer(session: Session, registry: TraceRegistry, authority: models.Authority) -> models.Officer:
+    """An officer of ``authority`` with a key of their own (passphrase ``OFFICER_PASSPHRASE``)."""
+    return enrol_officer(
+        session,
+        username=f"officer-{authority.code.lower()}",
+        display_name="นายสมชาย ประจำตำบล",
+        authority=authority,
+        password="officer-password",
+        passphrase=OFFICER_PASSPHRASE,
+        authority_admin=TraceRegistry(registry.w3, registry.address, Account.from_key(AUTHORITY_ADMIN_KEY)),
+    )
+
+
+def seed_parties(
+    session: Session, registry: TraceRegistry, *, code: str | None = None, with_officer: bool = False
+) -> dict[str, Any]:
+    """An authority (registered on chain), two farmers with a plot each, optionally an officer."""
+    auth = make_authority(session, registry, code=code)
     f1 = enrol_farmer(
         session, code="F-0001", authority=auth, display_name="นางสมพร ใจดี", phone="0811111111", pin="1234"
     )
@@ -91,15 +108,7 @@ def seed_parties(
     )
     out: dict[str, Any] = {"authority": auth}
     if with_officer:
-        out["officer"] = enrol_officer(
-            session,
-            username=f"officer-{code.lower()}",
-            display_name="นายสมชาย ประจำตำบล",
-            authority=auth,
-            password="officer-password",
-            passphrase=OFFICER_PASSPHRASE,
-            authority_admin=TraceRegistry(registry.w3, registry.address, admin),
-        )
+        out["officer"] = make_officer(session, registry, auth)
     return out
 
 

@@ -9,7 +9,18 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, select, text
 
-from factories import ID_BASE, OFFICER_PASSPHRASE, common, days_ago, lifecycle, lq, q, seed_parties
+from factories import (
+    ID_BASE,
+    OFFICER_PASSPHRASE,
+    common,
+    days_ago,
+    lifecycle,
+    lq,
+    make_authority,
+    make_officer,
+    q,
+    seed_parties,
+)
 from traceability.domain import codec
 from traceability.domain.events import Harvest, Packing, Transport
 from traceability.errors import Conflict, Forbidden, InvalidEvent
@@ -216,7 +227,7 @@ def test_officer_needs_their_passphrase_and_their_own_authority(db, registry, pa
             id_base=ID_BASE,
         )
     with transaction(db.sessions) as s:
-        other = seed_parties_other_authority(s, registry)
+        other = make_officer(s, registry, make_authority(s, registry))
     with transaction(db.sessions) as s, pytest.raises(Forbidden):
         certify_lot(
             s,
@@ -229,36 +240,6 @@ def test_officer_needs_their_passphrase_and_their_own_authority(db, registry, pa
             place_id="LAO-T",
             id_base=ID_BASE,
         )
-
-
-def seed_parties_other_authority(s, registry):
-    from eth_account import Account
-
-    from factories import AUTHORITY_ADMIN_KEY
-    from traceability.chain.registry import TraceRegistry
-    from traceability.services.parties import enrol_authority, enrol_officer
-
-    admin = Account.from_key(AUTHORITY_ADMIN_KEY)
-    code = f"LAO-O{uuid.uuid4().hex[:6].upper()}"
-    auth = enrol_authority(
-        s,
-        code=code,
-        name_th="อบต.อื่น",
-        name_en="Other SAO",
-        district_th="-",
-        province_th="-",
-        admin_address=admin.address,
-        registrar=registry,
-    )
-    return enrol_officer(
-        s,
-        username=f"off-{code.lower()}",
-        display_name="เจ้าหน้าที่อื่น",
-        authority=auth,
-        password="pw-other",
-        passphrase=OFFICER_PASSPHRASE,
-        authority_admin=TraceRegistry(registry.w3, registry.address, admin),
-    )
 
 
 def test_harvest_above_plausible_yield_is_flagged(db, registry, parties):

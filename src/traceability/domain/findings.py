@@ -40,6 +40,16 @@ class Finding:
         }
 
 
+def worst(findings: list[Finding]) -> Severity:
+    """ERROR if any finding is an error, else WARNING if there is any finding, else OK."""
+    if any(f.severity is Severity.ERROR for f in findings):
+        return Severity.ERROR
+    return Severity.WARNING if findings else Severity.OK
+
+
+_STATUS_OF = {Severity.ERROR: Status.FAILED, Severity.WARNING: Status.WARNING, Severity.OK: Status.VERIFIED}
+
+
 @dataclass(frozen=True)
 class Verdict:
     lot_code: str
@@ -49,13 +59,12 @@ class Verdict:
 
     @classmethod
     def of(cls, lot_code: str, findings: list[Finding], checks: list[Finding]) -> Verdict:
-        if any(f.severity is Severity.ERROR for f in findings):
-            status = Status.FAILED
-        elif findings:
-            status = Status.WARNING
-        else:
-            status = Status.VERIFIED
-        return cls(lot_code, status, tuple(findings), tuple(checks))
+        status = {
+            Severity.ERROR: Status.FAILED,
+            Severity.WARNING: Status.WARNING,
+            Severity.OK: Status.VERIFIED,
+        }
+        return cls(lot_code, status[worst(findings)], tuple(findings), tuple(checks))
 
     @property
     def ok(self) -> bool:

@@ -138,12 +138,7 @@ def _check_against_ledger(
             gtins[lot] = existing.gtin
 
     if isinstance(event, Planting):
-        plot = repo.plot_by_code(event.plot_id)
-        if plot is None:
-            raise NotFound(f"unknown plot {event.plot_id}")
-        farmer = repo.session.get(models.Farmer, plot.farmer_id)
-        if enforce_ownership and (farmer is None or farmer.code != event.actor):
-            raise Forbidden(f"plot {event.plot_id} does not belong to {event.actor}")
+        plot = _plot_of(repo, event.plot_id, event.actor, enforce_ownership)
         c = crop(event.crop)
         repo.session.add(
             models.Lot(
@@ -157,16 +152,11 @@ def _check_against_ledger(
         )
     elif isinstance(event, Harvest):
         lot_row = repo.lot(event.lot_code)
-        plot = repo.plot_by_code(event.plot_id)
-        if plot is None:
-            raise NotFound(f"unknown plot {event.plot_id}")
+        plot = _plot_of(repo, event.plot_id, event.actor, enforce_ownership)
         if lot_row is not None and lot_row.plot_id != plot.id:
             raise InvalidEvent(
                 f"lot {event.lot_code} was not planted on plot {event.plot_id}", code="plot_mismatch"
             )
-        farmer = repo.session.get(models.Farmer, plot.farmer_id)
-        if enforce_ownership and (farmer is None or farmer.code != event.actor):
-            raise Forbidden(f"plot {event.plot_id} does not belong to {event.actor}")
     elif isinstance(event, Packing):
         first = repo.lot(event.inputs[0].lot_code)
         assert first is not None  # checked above
@@ -189,6 +179,17 @@ def _check_against_ledger(
 
     _check_balance(repo, event)
     return gtins
+
+
+def _plot_of(repo: Repository, plot_code: str, actor: str, enforce_ownership: bool) -> models.Plot:
+    """The plot, which a farmer may write events for only if it is theirs."""
+    plot = repo.plot_by_code(plot_code)
+    if plot is None:
+        raise NotFound(f"unknown plot {plot_code}")
+    farmer = repo.session.get(models.Farmer, plot.farmer_id)
+    if enforce_ownership and (farmer is None or farmer.code != actor):
+        raise Forbidden(f"plot {plot_code} does not belong to {actor}")
+    return plot
 
 
 def _check_balance(repo: Repository, event: Event) -> None:

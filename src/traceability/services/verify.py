@@ -21,7 +21,7 @@ from traceability.chain.eip712 import CertificationData, certification_digest, r
 from traceability.chain.registry import TraceRegistry
 from traceability.domain.epcis import from_epcis
 from traceability.domain.events import Certification, lots_touched
-from traceability.domain.findings import Finding, Severity, Verdict
+from traceability.domain.findings import Finding, Severity, Verdict, worst
 from traceability.domain.hashing import event_hash, hash_hex
 from traceability.domain.lineage import (
     LedgerEntry,
@@ -63,12 +63,7 @@ CHECK_OF = {
 
 def _check(code: str, th: str, en: str, findings: list[Finding], **detail: Any) -> Finding:
     related = [f for f in findings if CHECK_OF.get(f.code, "certifications") == code]
-    if any(f.severity is Severity.ERROR for f in related):
-        severity = Severity.ERROR
-    elif related:
-        severity = Severity.WARNING
-    else:
-        severity = Severity.OK
+    severity = worst(related)
     return Finding(code, severity, th, en, detail=detail)
 
 
