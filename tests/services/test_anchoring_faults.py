@@ -150,3 +150,64 @@ def test_anchor_removed_by_a_reorg_is_sent_again(db, tmp_path):
             assert problems == []
     finally:
         node.stop()
+
+
+def test_worker_process_killed_while_its_batch_is_in_flight(db, tmp_path):
+    """A real `trace worker` is SIGKILLed after it sent its batch and before the receipt was recorded."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    node = AnvilNode().start()
+    worker = None
+    try:
+        w3 = make_web3(node.rpc_url)
+        account = Account.from_key(ANVIL_DEV_KEY)
+        registry = TraceRegistry.deploy(w3, account)
+        with transaction(db.sessions) as s:
+            seed_parties(s, registry)
+        record(db, lifecycle())
+        w3.provider.make_request("evm_setAutomine", [False])  # the anchor tx will wait in the mempool
+        nonce_before = w3.eth.get_transaction_count(account.address)
+        env = {
+            **os.environ,
+            "TRACE_DATABASE_URL": db.url,
+            "TRACE_RPC_URL": node.rpc_url,
+            "TRACE_CONTRACT_ADDRESS": registry.address,
+            "TRACE_VAR_DIR": str(tmp_path),
+            "TRACE_CONFIRMATIONS": "0",
+            "TRACE_BATCH_INTERVAL_S": "0",
+        }
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "traceability.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while w3.eth.get_transaction_count(account.address, "pending") == nonce_before:
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker never sent its batch"
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        with transaction(db.sessions) as s:
+            batch = s.scalars(select(models.Batch)).one()
+            assert batch.status == "sending" and batch.block_number is None
+            root = bytes.fromhex(batch.root[2:])
+        assert registry.anchored_at(root) == 0
+
+        w3.provider.make_request("evm_mine", [])  # the sent transaction lands after its sender died
+        w3.provider.make_request("evm_setAutomine", [True])
+        stats = Anchorer(db.sessions, registry, batch_max=256, confirmations=0).run_once(poll_s=0.05)
+
+        assert stats.events == 6 and registry.anchored_at(root) > 0
+        assert w3.eth.get_transaction_count(account.address) == nonce_before + 1  # sent once, never again
+        with transaction(db.sessions) as s:
+            assert s.scalars(select(models.Batch.status)).all() == ["anchored"]
+        assert outbox_statuses(db) == ["anchored"] * 6
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        node.stop()
