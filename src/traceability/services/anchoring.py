@@ -108,27 +108,29 @@ class Anchorer:
         self._await_receipt(batch_id)
 
     def _await_receipt(self, batch_id: int) -> None:
+        # Read, wait with no transaction open (a receipt can take minutes), then write in a fresh one.
         with transaction(self.sessions) as session:
             batch = session.get(models.Batch, batch_id)
             if batch is None or batch.status != "sending":
                 return
-            root = _bytes(batch.root)
+            root, tx_hash = _bytes(batch.root), batch.tx_hash
+        found = self.registry.find_anchor(root)
+        if found is None and tx_hash:
+            self.registry.wait_receipt(tx_hash, timeout=self.receipt_timeout_s, replace_after=self.stuck_tx_s)
             found = self.registry.find_anchor(root)
-            if found is None and batch.tx_hash:
-                receipt = self.registry.wait_receipt(
-                    batch.tx_hash, timeout=self.receipt_timeout_s, replace_after=self.stuck_tx_s
-                )
-                if receipt.tx_hash != batch.tx_hash:
-                    batch.tx_hash = receipt.tx_hash  # replaced at the same nonce with higher fees
-                found = self.registry.find_anchor(root)
-            if found is None:
-                # Not on chain and no transaction of ours pending: leave it `sending`; the next pass resends.
+        if found is None:
+            # Not on chain and no transaction of ours pending: leave it `sending`; the next pass resends.
+            return
+        with transaction(self.sessions) as session:
+            batch = session.get(models.Batch, batch_id)
+            if batch is None or batch.status != "sending":
                 return
+            # The log names the transaction that anchored: a fee-bumped replacement, or an earlier run's.
             batch.tx_hash = found.tx_hash
             batch.block_number = found.block_number
             batch.block_hash = found.block_hash
             batch.block_time = datetime.fromtimestamp(found.block_time, UTC)
-            if found.gas_used is not None and batch.gas_used is None:
+            if batch.gas_used is None:
                 batch.gas_used = found.gas_used
             batch.status = "mined"
             self.stats.gas_used += found.gas_used or 0
@@ -227,6 +229,8 @@ def run_forever(anchorer: Anchorer, *, interval_s: float, stop: Callable[[], boo
             log.warning("chain unavailable, events stay pending: %s", exc)
         except ChainError as exc:
             log.error("anchoring error: %s", exc)
+        except Exception:  # a database hiccup must not end the worker; the next pass re-reads all state
+            log.exception("anchoring pass failed; retrying")
         for _ in range(10):
             if stop():
                 return
