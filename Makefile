@@ -29,7 +29,7 @@ test: install ## the whole suite: real Anvil, SQLite and PostgreSQL
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: install ## ruff
-	.venv/bin/ruff check src tests scripts migrations
+	.venv/bin/ruff check src tests scripts
 
 typecheck: install ## mypy --strict on src/
 	.venv/bin/mypy src

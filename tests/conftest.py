@@ -10,8 +10,7 @@ from web3 import Web3
 
 from traceability.chain.devnode import AnvilNode
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CONFORMANCE = SHARED / "conformance"
+CONFORMANCE = Path(__file__).resolve().parent / "conformance"
 
 
 @pytest.fixture(scope="session")

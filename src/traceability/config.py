@@ -6,7 +6,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ANVIL_CHAIN_ID = 31337
@@ -28,14 +28,26 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""
     rpc_url: str = "http://127.0.0.1:8545"
-    anchor_key: str | None = None
+    # The service's hot key (ANCHORER_ROLE). Kept as SecretStr so it never shows in a repr or a log.
+    anchor_key: SecretStr | None = None
     contract_address: str | None = None
+    # Cold keys' addresses for `trace deploy` (DEFAULT_ADMIN_ROLE and REGISTRAR_ROLE). Off chain 31337 both are
+    # required and must differ from the anchor key's address; on the dev chain they default to it.
+    admin_address: str | None = None
+    registrar_address: str | None = None
+    # The registrar's key, needed only by `trace authority add` (a cold key: set it just for that command).
+    registrar_key: SecretStr | None = None
+    # Delay before a proposed DEFAULT_ADMIN_ROLE transfer can be accepted (AccessControlDefaultAdminRules).
+    admin_transfer_delay_s: int = Field(default=3 * 24 * 3600, ge=0, le=2**48 - 1)
     batch_max: int = Field(default=256, ge=1, le=4096)
     batch_interval_s: float = Field(default=5.0, ge=0, le=3600)
     confirmations: int = Field(default=2, ge=0, le=1000)
     receipt_timeout_s: float = Field(default=120.0, gt=0)
     stuck_tx_s: float = Field(default=90.0, gt=0)
     public_base_url: str = "http://127.0.0.1:8000"
+    # The base of lot, place and party URIs inside hashed events. Recorded in the database on first use and
+    # refused if later changed (the anchored hashes depend on it); unset = the recorded one, or the default.
+    id_base: str | None = None
     timezone: str = "Asia/Bangkok"
     # Plausible yield ceiling multiplier: a harvest above (crop yield per rai x plot area x this) is flagged.
     yield_tolerance: Decimal = Decimal("1.5")
@@ -44,6 +56,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @field_validator("id_base")
+    @classmethod
+    def _strip_id_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if v else None
 
     @property
     def effective_database_url(self) -> str:

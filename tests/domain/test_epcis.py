@@ -51,8 +51,8 @@ from traceability.domain.events import (
     lots_touched,
 )
 
-# tests/conftest.py calls this folder CONFORMANCE; importing conftest by name depends on collection order.
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
+# The repository's own copy of the published conformance data (tests/conformance/README.md).
+CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 ID_BASE = "https://trace.example"
 
 

@@ -40,8 +40,8 @@ from traceability.domain.hashing import (
     prehash_string,
 )
 
-# tests/conftest.py calls this folder CONFORMANCE; importing conftest by name depends on collection order.
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
+# The repository's own copy of the published conformance data (tests/conformance/README.md).
+CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 EVENT_HASH = CONFORMANCE / "event-hash"
 DOCUMENTS = sorted(p for p in EVENT_HASH.iterdir() if p.suffix in {".json", ".jsonld"})
 # (document, event index): published pre-hash lines garbled upstream (text of two lines interleaved, or cut

@@ -357,6 +357,24 @@ class TraceRegistry:
 
     # ------------------------------------------------------------------ authorities and officers
 
+    # Non-blocking forms: broadcast and return the tx hash, so a caller can record it (write-ahead) before it
+    # waits for the receipt with no database transaction open. Finish with wait_receipt + raise_for_status.
+    def send_add_authority(self, authority: bytes | str, admin: str) -> str:
+        return self._send("addAuthority", as_bytes32(authority), to_checksum_address(admin))
+
+    def send_add_officer(self, authority: bytes | str, officer: str, valid_from: int = 0) -> str:
+        return self._send("addOfficer", as_bytes32(authority), to_checksum_address(officer), valid_from)
+
+    def send_certify(self, cert: CertificationData, signature: bytes) -> str:
+        return self._send("certify", cert.as_tuple(), bytes(signature))
+
+    def send_revoke(self, cert_id: bytes | str, reason: str) -> str:
+        return self._send("revoke", as_bytes32(cert_id), reason)
+
+    def send_value(self, to: str, value_wei: int) -> str:
+        """Send ether from this client's key (e.g. an officer's gas allowance); the tx hash, no wait."""
+        return self._require_sender().send({"to": to_checksum_address(to), "value": value_wei})
+
     def add_authority(self, authority: bytes | str, admin: str) -> TxReceipt:
         """Register ``authority`` (bytes32 id, see :func:`authority_id`) with ``admin`` managing officers."""
         return self._transact("addAuthority", as_bytes32(authority), to_checksum_address(admin))

@@ -21,7 +21,7 @@ from traceability.store.database import make_engine, make_sessionmaker
 
 def anchor_account(settings: Settings, chain_id: int) -> LocalAccount:
     """The service's hot key. Anvil's public dev keys are accepted on chain id 31337 only."""
-    key = settings.anchor_key
+    key = settings.anchor_key.get_secret_value() if settings.anchor_key is not None else None
     if key is None:
         if chain_id != ANVIL_CHAIN_ID:
             raise ConfigurationError(f"TRACE_ANCHOR_KEY is required on chain {chain_id}")

@@ -12,8 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-MIGRATIONS = REPO_ROOT / "migrations"
+# Shipped inside the package, so an installed wheel (not only a source checkout) can migrate.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -26,6 +27,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from traceability.domain.states import (
+    BatchStatus,
+    ChainOpKind,
+    ChainOpStatus,
+    LotRole,
+    OutboxStatus,
+    PartyStatus,
+    check_in,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -77,7 +88,11 @@ class Authority(Base):
     district_th: Mapped[str] = mapped_column(String(100))
     province_th: Mapped[str] = mapped_column(String(100))
     admin_address: Mapped[str | None] = mapped_column(String(42))
+    # pending until its registration on chain is final (write-ahead: see services/chainops.py)
+    status: Mapped[str] = mapped_column(String(12), default=PartyStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (CheckConstraint(check_in("status", PartyStatus), name="status"),)
 
 
 class Farmer(Base):
@@ -127,9 +142,12 @@ class Officer(Base):
     address: Mapped[str] = mapped_column(String(42), unique=True)
     keystore: Mapped[dict[str, object]] = mapped_column(JSON)
     password_hash: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12), default=PartyStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     authority: Mapped[Authority] = relationship(lazy="raise")
+
+    __table_args__ = (CheckConstraint(check_in("status", PartyStatus), name="status"),)
 
 
 class Lot(Base):
@@ -168,7 +186,10 @@ class EventLot(Base):
     """The event's place in each lot's hash chain: ``seq`` orders a lot's events; unique per lot."""
 
     __tablename__ = "event_lots"
-    __table_args__ = (UniqueConstraint("lot_code", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("lot_code", "seq"),
+        CheckConstraint(check_in("role", LotRole), name="role"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), index=True)
@@ -183,11 +204,14 @@ class Outbox(Base):
     """Written in the same transaction as its event; the anchoring worker drains it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_status_id", "status", "id"),
+        CheckConstraint(check_in("status", OutboxStatus), name="status"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), unique=True)
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default=OutboxStatus.PENDING)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -196,11 +220,12 @@ class Batch(Base):
     """A Merkle batch. Written with its root *before* the transaction is sent (write-ahead)."""
 
     __tablename__ = "batches"
+    __table_args__ = (CheckConstraint(check_in("status", BatchStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     root: Mapped[str] = mapped_column(String(66), unique=True)
     event_count: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(12), default="sending", index=True)
+    status: Mapped[str] = mapped_column(String(12), default=BatchStatus.SENDING, index=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     block_hash: Mapped[str | None] = mapped_column(String(66))
@@ -237,3 +262,41 @@ class CertificationRecord(Base):
     signature: Mapped[str] = mapped_column(String(132))
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LedgerMeta(Base):
+    """Facts fixed when the ledger is first used, e.g. ``id_base``: the anchored hashes depend on them."""
+
+    __tablename__ = "ledger_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ChainOp(Base):
+    """A chain write other than anchoring, recorded *before* it is sent (write-ahead), like a batch.
+
+    ``intent`` (committed with everything needed to send it and to finish) → ``sent`` (tx hash committed) →
+    ``done`` (receipt seen and the database rows it implies written) or ``failed`` (reverted, or can no
+    longer be sent, e.g. its signature deadline passed). A restart looks each unfinished op up on chain first.
+    """
+
+    __tablename__ = "chain_ops"
+    __table_args__ = (
+        CheckConstraint(check_in("kind", ChainOpKind), name="kind"),
+        CheckConstraint(check_in("status", ChainOpStatus), name="status"),
+        Index("ix_chain_ops_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(12), default=ChainOpStatus.INTENT)
+    subject: Mapped[str] = mapped_column(String(80), index=True)
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
