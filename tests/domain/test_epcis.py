@@ -41,9 +41,12 @@ from traceability.domain.epcis import (
     to_epcis,
 )
 from traceability.domain.events import (
+    EVENT_KINDS,
     GS1_TERMS_USED,
+    Cooling,
     Event,
     Grading,
+    Place,
     Planting,
     Quantity,
     Revocation,
@@ -76,7 +79,13 @@ def stored(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_harvest_maps_to_an_object_event_creating_the_lot_class() -> None:
-    event = harvest(note="เก็บเช้า", prev=("0x" + "ab" * 32,), evidence=("cd" * 32,))
+    """FSMA 204 harvest: the farm in readPoint, the field in bizLocation, commodity and variety in ilmd."""
+    event = harvest(
+        note="เก็บเช้า",
+        prev=("0x" + "ab" * 32,),
+        evidence=("cd" * 32,),
+        place=Place(id="FARM-NSN-0001", lat=Decimal("15.1108"), lon=Decimal("103.6163")),
+    )
     assert to_epcis(event, id_base=ID_BASE + "/") == {
         "type": "ObjectEvent",
         "eventID": "urn:uuid:6f1c2b1e-8f0a-4c4e-9d59-2a7c1e0b5d11",
@@ -92,8 +101,9 @@ def test_a_harvest_maps_to_an_object_event_creating_the_lot_class() -> None:
         "action": "ADD",
         "bizStep": "creating_class_instance",
         "disposition": "active",
-        "readPoint": {"id": "https://trace.example/place/PLOT-NSN-01"},
+        "readPoint": {"id": "https://trace.example/place/FARM-NSN-0001"},
         "bizLocation": {"id": "https://trace.example/place/PLOT-NSN-01"},
+        "ilmd": {"tt:crop": "organic-veg", "tt:variety": "ผักคะน้า"},
         "tt:kind": "https://thai-trace.org/ns/epcis#harvest",
         "tt:actor": "https://trace.example/party/F-0001",
         "tt:lat": Decimal("15.1108"),
@@ -102,6 +112,28 @@ def test_a_harvest_maps_to_an_object_event_creating_the_lot_class() -> None:
         "tt:prev": ["ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0"],
         "tt:note": "เก็บเช้า",
     }
+
+
+def _grading(disposition: str, kg: int) -> Grading:
+    return Grading(
+        kind="grading",
+        lot_code="NSN-VEG-01",
+        grade="เกรด A" if disposition == "conformant" else "ตกเกรด ใบเหลือง",
+        quantity=Quantity(value=kg),
+        disposition=disposition,
+        **base(),
+    )
+
+
+def _cooling() -> Cooling:
+    return Cooling(
+        kind="cooling",
+        lot_code="SKN-WM-2608-01",
+        quantity=Quantity(value=13100),
+        method="forced_air",
+        temperatures=[TemperatureReading(time=datetime(2025, 9, 26, 9, tzinfo=BANGKOK), celsius="12.5")],
+        **base(place=Place(id="PH-CKR")),
+    )
 
 
 def test_every_kind_follows_the_fsma_204_recommendations() -> None:
@@ -114,6 +146,7 @@ def test_every_kind_follows_the_fsma_204_recommendations() -> None:
                 plot_id="PLOT-NSN-01",
                 crop="organic-veg",
                 area_rai="2.5",
+                authority="LAO-NONGSANIT",
                 **common,
             ),
             "ObjectEvent",
@@ -122,38 +155,13 @@ def test_every_kind_follows_the_fsma_204_recommendations() -> None:
             "active",
         ),
         (harvest(), "ObjectEvent", "ADD", "creating_class_instance", "active"),
-        (
-            Grading(
-                kind="grading",
-                lot_code="NSN-VEG-01",
-                grade="เกรด A",
-                accepted=Quantity(value=5),
-                rejected=Quantity(value=1),
-                **common,
-            ),
-            "ObjectEvent",
-            "OBSERVE",
-            "inspecting",
-            "conformant",
-        ),
-        (
-            Grading(
-                kind="grading",
-                lot_code="NSN-VEG-01",
-                grade="ตกเกรด",
-                accepted=Quantity(value=0),
-                rejected=Quantity(value=1),
-                **common,
-            ),
-            "ObjectEvent",
-            "OBSERVE",
-            "inspecting",
-            "non_conformant",
-        ),
-        (packing(), "TransformationEvent", None, "packing", None),
+        (_cooling(), "ObjectEvent", "OBSERVE", "storing", "active"),
+        (_grading("conformant", 5), "ObjectEvent", "OBSERVE", "inspecting", "conformant"),
+        (_grading("non_conformant", 1), "ObjectEvent", "OBSERVE", "inspecting", "non_conformant"),
+        (packing(), "TransformationEvent", None, "creating_class_instance", "active"),
         (transport(), "ObjectEvent", "OBSERVE", "shipping", "in_transit"),
         (transport(leg="receive"), "ObjectEvent", "OBSERVE", "receiving", "in_progress"),
-        (certification(), "ObjectEvent", "OBSERVE", "inspecting", None),
+        (certification(), "ObjectEvent", "OBSERVE", "inspecting", "conformant"),
         (
             Revocation(
                 kind="revocation", lot_code="NSN-VEG-01", cert_id="0x" + "33" * 32, reason="ปลอมปน", **common
@@ -161,9 +169,10 @@ def test_every_kind_follows_the_fsma_204_recommendations() -> None:
             "ObjectEvent",
             "OBSERVE",
             "inspecting",
-            None,
+            "non_conformant",
         ),
     ]
+    assert {e.kind for e, *_ in rows} == set(EVENT_KINDS)
     for event, event_type, action, biz_step, disposition in rows:
         body = to_epcis(event, id_base=ID_BASE)
         assert (body["type"], body.get("action"), body["bizStep"], body.get("disposition")) == (
@@ -174,7 +183,81 @@ def test_every_kind_follows_the_fsma_204_recommendations() -> None:
         ), event.kind
         assert body["tt:kind"] == NS + event.kind
         assert body["readPoint"] == {"id": place_uri(event.place.id, id_base=ID_BASE)}
+        # Every event carries its own local offset, never a bare UTC time.
+        assert body["eventTime"].endswith("+07:00") and body["eventTimeZoneOffset"] == "+07:00", event.kind
         assert "@context" not in body
+
+
+def test_a_grading_shows_each_quantity_with_its_own_disposition() -> None:
+    """Accepted and rejected produce are two events: plain EPCIS readers see the rejected quantity as
+    non_conformant, and accepted + rejected adds up to what was harvested."""
+    accepted = to_epcis(_grading("conformant", 1190), id_base=ID_BASE)
+    rejected = to_epcis(_grading("non_conformant", 60), id_base=ID_BASE)
+    assert accepted["quantityList"][0]["quantity"] + rejected["quantityList"][0]["quantity"] == 1250
+    assert (accepted["disposition"], rejected["disposition"]) == ("conformant", "non_conformant")
+    assert rejected["tt:grade"] == "ตกเกรด ใบเหลือง"
+    assert not any(k.startswith("tt:rejected") for k in rejected)
+
+
+def test_cooling_names_where_when_how_much_and_how() -> None:
+    body = to_epcis(_cooling(), id_base=ID_BASE)
+    assert body["readPoint"] == body["bizLocation"] == {"id": "https://trace.example/place/PH-CKR"}
+    assert body["quantityList"] == [
+        {"epcClass": "https://trace.example/lot/SKN-WM-2608-01", "quantity": Decimal(13100), "uom": "KGM"}
+    ]
+    assert body["tt:coolingMethod"] == "forced_air"
+    assert body["sensorElementList"][0]["sensorReport"][0]["value"] == Decimal("12.5")
+
+
+def test_initial_packing_creates_the_output_classes() -> None:
+    body = to_epcis(packing(), id_base=ID_BASE)
+    assert (body["bizStep"], body["disposition"]) == ("creating_class_instance", "active")
+    assert "action" not in body
+
+
+def test_shipping_carries_reference_documents_and_the_change_of_owner() -> None:
+    body = to_epcis(
+        transport(
+            documents=[{"type": "bol", "number": "BL-2569-000123"}, {"type": "po", "number": "PO-77"}],
+            owner_from="F-0001",
+            owner_to="EXP-0001",
+        ),
+        id_base=ID_BASE,
+    )
+    assert body["bizTransactionList"] == [
+        {"type": "bol", "bizTransaction": "https://trace.example/doc/bol/BL-2569-000123"},
+        {"type": "po", "bizTransaction": "https://trace.example/doc/po/PO-77"},
+    ]
+    assert body["sourceList"] == [
+        {"type": "location", "source": "https://trace.example/place/PH-NSN"},
+        {"type": "owning_party", "source": "https://trace.example/party/F-0001"},
+    ]
+    assert body["destinationList"] == [
+        {"type": "location", "destination": "https://trace.example/place/PORT-LCB"},
+        {"type": "owning_party", "destination": "https://trace.example/party/EXP-0001"},
+    ]
+    plain = to_epcis(transport(), id_base=ID_BASE)
+    assert "bizTransactionList" not in plain
+    assert [s["type"] for s in plain["sourceList"]] == ["location"]
+
+
+def test_a_place_with_a_gln_is_named_by_its_digital_link() -> None:
+    body = to_epcis(transport(source="8850000000010", place=Place(id="8850000000010")), id_base=ID_BASE)
+    assert body["readPoint"] == {"id": "https://id.gs1.org/414/8850000000010"}
+    assert body["sourceList"][0]["source"] == "https://id.gs1.org/414/8850000000010"
+    assert from_epcis(body).place.id == "8850000000010"
+
+
+def test_a_revocation_names_the_certification_it_revokes() -> None:
+    body = to_epcis(
+        Revocation(
+            kind="revocation", lot_code="NSN-VEG-01", cert_id="0x" + "33" * 32, reason="ปลอมปน", **base()
+        ),
+        id_base=ID_BASE,
+    )
+    assert body["certificationInfo"] == "https://trace.example/certification/0x" + "33" * 32
+    assert body["disposition"] == "non_conformant"
+    assert body["tt:reason"] == "ปลอมปน"
 
 
 def test_packing_is_a_transformation_whose_outputs_carry_the_product_gtin() -> None:
@@ -289,7 +372,9 @@ def test_from_epcis_refuses_floats_rather_than_rounding() -> None:
         (lambda b: b.update({"tt:extra": "x"}), "tt:extra"),
         (lambda b: b.update({"tt:note": " เก็บเช้า "}), "tt:note"),
         (lambda b: b.update({"bizStep": "shipping"}), "bizStep"),
-        (lambda b: b.update({"tt:actor": "https://elsewhere.example/party/F-0001"}), "tt:actor"),
+        (lambda b: b.update({"tt:actor": "https://elsewhere.example/party/F-0001"}), "canonical form"),
+        (lambda b: b.update({"readPoint": {"id": "https://elsewhere.example/place/X-1"}}), "readPoint"),
+        (lambda b: b["ilmd"].update({"tt:extra": "x"}), "ilmd"),
         (lambda b: b.update({"eventTimeZoneOffset": "+08:00"}), "eventTimeZoneOffset"),
         (lambda b: b.update({"eventTime": "2025-09-26T08:30:00+07:00"}), "eventTime"),
         (lambda b: b["quantityList"][0].pop("uom"), "quantityList"),
@@ -402,6 +487,7 @@ def _gs1_terms(body: dict[str, Any]) -> set[str]:
     terms = {prefix + body[key] for key, prefix in _VOCABULARY.items() if key in body}
     for key in ("sourceList", "destinationList"):
         terms |= {"https://ref.gs1.org/cbv/SDT-" + e["type"] for e in body.get(key, [])}
+    terms |= {"https://ref.gs1.org/cbv/BTT-" + e["type"] for e in body.get("bizTransactionList", [])}
     for element in body.get("sensorElementList", []):
         terms |= {"https://gs1.org/voc/" + r["type"] for r in element["sensorReport"]}
     return terms
@@ -420,24 +506,19 @@ def test_gs1_terms_used_lists_each_term_the_mapping_can_emit() -> None:
             harvest(),
             packing(),
             transport(temperatures=[TemperatureReading(time=datetime(2025, 9, 26, tzinfo=UTC), celsius=1)]),
-            transport(leg="receive"),
+            transport(
+                leg="receive",
+                owner_from="F-0001",
+                owner_to="EXP-0001",
+                documents=[
+                    {"type": t, "number": "N-1"}
+                    for t in ("bol", "desadv", "recadv", "po", "inv", "cert", "testres")
+                ],
+            ),
             certification(),
-            Grading(
-                kind="grading",
-                lot_code="NSN-VEG-01",
-                grade="A",
-                accepted=Quantity(value=5),
-                rejected=Quantity(value=1),
-                **base(),
-            ),
-            Grading(
-                kind="grading",
-                lot_code="NSN-VEG-01",
-                grade="A",
-                accepted=Quantity(value=0),
-                rejected=Quantity(value=1),
-                **base(),
-            ),
+            _cooling(),
+            _grading("conformant", 5),
+            _grading("non_conformant", 1),
             Planting(
                 kind="planting",
                 lot_code="NSN-VEG-01",

@@ -24,7 +24,10 @@ from traceability.domain.events import (
     LOT_CODE_RE,
     PARTY_RE,
     PLACE_RE,
+    BizDocument,
     Certification,
+    Cooling,
+    CoolingMethod,
     Event,
     Grading,
     Harvest,
@@ -81,7 +84,7 @@ def texts(max_size: int) -> st.SearchStrategy[str]:
 
 lot_codes = st.from_regex(LOT_CODE_RE, fullmatch=True)
 party_codes = st.from_regex(PARTY_RE, fullmatch=True)
-place_codes = st.from_regex(PLACE_RE, fullmatch=True)
+place_codes = st.from_regex(PLACE_RE, fullmatch=True).filter(lambda c: not (len(c) == 13 and c.isdigit()))
 
 
 def hex_of(size: int, prefix: str = "0x") -> st.SearchStrategy[str]:
@@ -113,18 +116,26 @@ def lot_quantities(codes: list[str]) -> list[LotQuantity]:
     return [LotQuantity(lot_code=c, quantity=Quantity(value="1.5")) for c in codes]
 
 
-coordinates = st.tuples(decimals("-90", "90", 7), decimals("-180", "180", 7))
-places = st.builds(Place, id=place_codes) | st.builds(
-    lambda code, latlon: Place(id=code, lat=latlon[0], lon=latlon[1]), place_codes, coordinates
-)
-
-
 def _with_check_digit(body: str) -> str:
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
     return body + str(-total % 10)
 
 
 gtins = st.integers(min_value=0, max_value=10**13 - 1).map(lambda n: gtin14(_with_check_digit(f"{n:013d}")))
+glns = st.integers(min_value=0, max_value=10**12 - 1).map(lambda n: _with_check_digit(f"{n:012d}"))
+# A place is named by a code under the identifier base, or by its GLN (a GS1 Digital Link /414/ URI).
+place_ids = st.one_of(place_codes, place_codes, glns)
+coordinates = st.tuples(decimals("-90", "90", 7), decimals("-180", "180", 7))
+places = st.builds(Place, id=place_ids) | st.builds(
+    lambda code, latlon: Place(id=code, lat=latlon[0], lon=latlon[1]), place_ids, coordinates
+)
+crops = st.sampled_from(["hom-mali-105", "organic-veg", "watermelon", "rice", "chili-2568"])
+readings = st.builds(TemperatureReading, time=moments, celsius=decimals("-40", "80", 2))
+documents = st.builds(
+    BizDocument,
+    type=st.sampled_from(["bol", "desadv", "recadv", "po", "inv", "cert", "testres"]),
+    number=st.from_regex(r"[A-Z0-9][A-Z0-9.-]{0,39}", fullmatch=True),
+)
 
 
 def lot_lists(min_size: int, max_size: int) -> st.SearchStrategy[list[LotQuantity]]:
@@ -154,10 +165,11 @@ def plantings(draw: st.DrawFn) -> Planting:
     return Planting(
         kind="planting",
         lot_code=draw(lot_codes),
-        plot_id=draw(place_codes),
-        crop=draw(st.sampled_from(["hom-mali-105", "organic-veg", "watermelon", "rice", "chili-2568"])),
+        plot_id=draw(place_ids),
+        crop=draw(crops),
         variety=draw(st.none() | texts(100)),
         area_rai=draw(decimals("0.0001", "1000", 4)),
+        authority=draw(st.none() | party_codes),
         **draw(commons()),
     )
 
@@ -167,23 +179,34 @@ def harvests(draw: st.DrawFn) -> Harvest:
     return Harvest(
         kind="harvest",
         lot_code=draw(lot_codes),
-        plot_id=draw(place_codes),
+        plot_id=draw(place_ids),
+        crop=draw(crops),
+        variety=draw(st.none() | texts(100)),
         quantity=draw(quantities()),
         **draw(commons()),
     )
 
 
 @st.composite
+def coolings(draw: st.DrawFn) -> Cooling:
+    return Cooling(
+        kind="cooling",
+        lot_code=draw(lot_codes),
+        quantity=draw(quantities()),
+        method=draw(st.sampled_from(list(CoolingMethod))),
+        temperatures=draw(st.lists(readings, max_size=10)),
+        **draw(commons()),
+    )
+
+
+@st.composite
 def gradings(draw: st.DrawFn) -> Grading:
-    accepted, rejected = draw(quantities("0")), draw(quantities("0"))
-    if accepted.value == 0 and rejected.value == 0:
-        accepted = Quantity(value=1)
     return Grading(
         kind="grading",
         lot_code=draw(lot_codes),
         grade=draw(texts(40)),
-        accepted=accepted,
-        rejected=rejected,
+        quantity=draw(quantities()),
+        disposition=draw(st.sampled_from(["conformant", "non_conformant"])),
         **draw(commons()),
     )
 
@@ -203,16 +226,19 @@ def packings(draw: st.DrawFn) -> Packing:
 
 @st.composite
 def transports(draw: st.DrawFn) -> Transport:
-    source = draw(place_codes)
-    readings = st.builds(TemperatureReading, time=moments, celsius=decimals("-40", "80", 2))
+    source = draw(place_ids)
+    owners = draw(st.none() | st.lists(party_codes, min_size=2, max_size=2, unique=True))
     return Transport(
         kind="transport",
         leg=draw(st.sampled_from(["ship", "receive"])),
         items=draw(lot_lists(1, 12)),
         source=source,
-        destination=draw(place_codes.filter(lambda d: d != source)),
+        destination=draw(place_ids.filter(lambda d: d != source)),
         vehicle=draw(st.none() | texts(40)),
         temperatures=draw(st.lists(readings, max_size=20)),
+        documents=draw(st.lists(documents, max_size=4, unique=True)),
+        owner_from=owners[0] if owners else None,
+        owner_to=owners[1] if owners else None,
         **draw(commons()),
     )
 
@@ -249,6 +275,7 @@ def revocations(draw: st.DrawFn) -> Revocation:
 EVENTS_BY_KIND: dict[str, st.SearchStrategy[Any]] = {
     "planting": plantings(),
     "harvest": harvests(),
+    "cooling": coolings(),
     "grading": gradings(),
     "packing": packings(),
     "transport": transports(),
@@ -273,7 +300,14 @@ def base(**overrides: Any) -> dict[str, Any]:
 
 
 def harvest(**overrides: Any) -> Harvest:
-    fields = {"kind": "harvest", "lot_code": "NSN-VEG-2609-01", "plot_id": "PLOT-NSN-01", **base()}
+    fields = {
+        "kind": "harvest",
+        "lot_code": "NSN-VEG-2609-01",
+        "plot_id": "PLOT-NSN-01",
+        "crop": "organic-veg",
+        "variety": "ผักคะน้า",
+        **base(),
+    }
     fields["quantity"] = Quantity(value="1250.5")
     fields.update(overrides)
     return Harvest(**fields)
@@ -387,12 +421,44 @@ def test_lots_move_positive_quantities_only() -> None:
         harvest(quantity=Quantity(value=0))
 
 
-def test_grading_may_reject_nothing_or_accept_nothing_but_not_both() -> None:
+def test_a_grading_is_one_quantity_with_one_disposition() -> None:
     fields = {"kind": "grading", "lot_code": "NSN-VEG-01", "grade": "เกรด A", **base()}
-    Grading(**fields, accepted=Quantity(value=10), rejected=Quantity(value=0))
-    Grading(**fields, accepted=Quantity(value=0), rejected=Quantity(value=10))
-    with pytest.raises(ValidationError, match="both be zero"):
-        Grading(**fields, accepted=Quantity(value=0), rejected=Quantity(value=0))
+    assert Grading(**fields, quantity=Quantity(value=10), disposition="conformant").quantity.value == 10
+    assert Grading(**fields, quantity=Quantity(value=2), disposition="non_conformant").disposition == (
+        "non_conformant"
+    )
+    with pytest.raises(ValidationError, match="more than zero"):
+        Grading(**fields, quantity=Quantity(value=0), disposition="conformant")
+    with pytest.raises(ValidationError):
+        Grading(**fields, quantity=Quantity(value=1), disposition="rejected")
+
+
+def test_cooling_names_its_method_from_a_closed_list() -> None:
+    fields = {"kind": "cooling", "lot_code": "SKN-WM-01", "quantity": Quantity(value=500), **base()}
+    assert Cooling(**fields, method="forced_air").method is CoolingMethod.FORCED_AIR
+    with pytest.raises(ValidationError):
+        Cooling(**fields, method="fan")
+
+
+def test_places_may_be_glns_with_valid_check_digits() -> None:
+    assert Place(id="8850000000010").id == "8850000000010"
+    with pytest.raises(ValidationError, match="check digit"):
+        Place(id="8850000000014")
+
+
+def test_shipments_carry_reference_documents_and_ownership_changes_name_both_sides() -> None:
+    shipped = transport(
+        documents=[{"type": "bol", "number": "bl-2569-000123"}], owner_from="F-0001", owner_to="EXP-0001"
+    )
+    assert shipped.documents == (BizDocument(type="bol", number="BL-2569-000123"),)
+    with pytest.raises(ValidationError, match="both owner_from and owner_to"):
+        transport(owner_from="F-0001")
+    with pytest.raises(ValidationError, match="must differ"):
+        transport(owner_from="F-0001", owner_to="F-0001")
+    with pytest.raises(ValidationError):
+        transport(documents=[{"type": "waybill", "number": "1"}])
+    with pytest.raises(ValidationError):
+        transport(documents=[{"type": "bol", "number": "BL/1"}])
 
 
 # --- codes --------------------------------------------------------------------------------------------------
@@ -520,7 +586,7 @@ def test_control_characters_are_refused(bad: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "term", ["packing", "Temperature", "in_transit", "Disp-active", "cbv/BizStep-shipping"]
+    "term", ["storing", "bol", "Temperature", "in_transit", "Disp-active", "cbv/BizStep-shipping"]
 )
 def test_text_equal_to_a_gs1_term_in_use_is_refused_but_longer_text_is_fine(term: str) -> None:
     with pytest.raises(ValidationError, match="GS1 vocabulary term"):
@@ -554,7 +620,7 @@ def test_text_lengths_are_bounded() -> None:
         )
 
 
-@pytest.mark.parametrize("crop", ["Organic Veg", "packing", "inf", "x", "ข้าว"])
+@pytest.mark.parametrize("crop", ["Organic Veg", "storing", "inf", "x", "ข้าว"])
 def test_crop_codes_are_lower_case_codes(crop: str) -> None:
     with pytest.raises(ValidationError):
         Planting(

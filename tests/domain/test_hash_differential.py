@@ -40,10 +40,10 @@ from traceability.domain.events import (
     Transport,
     lots_touched,
 )
+from traceability.domain.gs1 import digital_link
 from traceability.domain.hashing import (
     canonical_number,
     canonical_time,
-    digital_link,
     event_hash,
     prehash_string,
 )
@@ -174,8 +174,8 @@ def test_tricky_free_text_hashes_as_the_reference_does(note: str, grade: str, va
             kind="grading",
             lot_code="NSN-VEG-01",
             grade=grade[:40],
-            accepted=Quantity(value="12.5"),
-            rejected=Quantity(value=0),
+            quantity=Quantity(value="12.5"),
+            disposition="non_conformant",
             **base(),
         ),
         Planting(

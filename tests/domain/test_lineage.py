@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from traceability.domain.events import (
+    Cooling,
     Grading,
     Harvest,
     LotQuantity,
@@ -69,17 +70,27 @@ def ledger() -> list[LedgerEntry]:
             **common(1),
         ),
         Harvest(
-            kind="harvest", lot_code="LOT-A1", plot_id="PLOT-1", quantity=kg("3000"), **common(2, (h(0),))
+            kind="harvest",
+            lot_code="LOT-A1",
+            plot_id="PLOT-1",
+            crop="hom-mali-105",
+            quantity=kg("3000"),
+            **common(2, (h(0),)),
         ),
         Harvest(
-            kind="harvest", lot_code="LOT-B1", plot_id="PLOT-2", quantity=kg("2000"), **common(3, (h(1),))
+            kind="harvest",
+            lot_code="LOT-B1",
+            plot_id="PLOT-2",
+            crop="hom-mali-105",
+            quantity=kg("2000"),
+            **common(3, (h(1),)),
         ),
         Grading(
             kind="grading",
             lot_code="LOT-A1",
-            grade="เกรด A",
-            accepted=kg("2900"),
-            rejected=kg("100"),
+            grade="ตกเกรด ความชื้นสูง",
+            quantity=kg("100"),
+            disposition="non_conformant",
             **common(4, (h(2),)),
         ),
         Packing(
@@ -134,8 +145,8 @@ def test_two_events_after_the_same_one_fork_the_chain():
         kind="grading",
         lot_code="LOT-B1",
         grade="B",
-        accepted=kg("10"),
-        rejected=kg("0"),
+        quantity=kg("10"),
+        disposition="conformant",
         **common(4, (h(3),)),
     )  # follows the harvest, as the packing does
     findings = check_chain_links([*entries, LedgerEntry(h(99), extra)], {"LOT-B1"})
@@ -195,3 +206,42 @@ def test_harvest_on_another_plot_than_planted_is_an_error():
     assert isinstance(harvest, Harvest)
     entries[2] = LedgerEntry(h(2), harvest.model_copy(update={"plot_id": "PLOT-9"}))
     assert codes(check_yield(entries)) == ["harvest_plot_mismatch"]
+
+
+def test_rejected_produce_leaves_the_lot_and_accepted_produce_is_only_observed():
+    entries = ledger()
+    accepted = Grading(
+        kind="grading",
+        lot_code="LOT-A1",
+        grade="เกรด A",
+        quantity=kg("2900"),
+        disposition="conformant",
+        **common(4, (h(4),)),
+    )
+    # the accepted 2,900 kg stay in the lot: the packing can still take all of them
+    assert check_mass_balance([*entries, LedgerEntry(h(50), accepted)], {"LOT-A1", "LOT-B1", "LOT-M1"}) == []
+    # but a grading cannot observe more than the lot holds after the 100 kg rejected
+    too_much = accepted.model_copy(update={"quantity": kg("2901")})
+    findings = check_mass_balance([*entries, LedgerEntry(h(51), too_much)], {"LOT-A1"})
+    assert codes(findings) == ["mass_balance"] and findings[0].detail["available_kg"] == "2900"
+
+
+def test_cooling_more_than_the_lot_holds_is_an_error():
+    entries = ledger()
+    cooled = Cooling(
+        kind="cooling",
+        lot_code="LOT-B1",
+        quantity=kg("2000.5"),
+        method="hydro_cooling",
+        **common(3, (h(3),)),
+    )
+    findings = check_mass_balance([*entries, LedgerEntry(h(60), cooled)], {"LOT-B1"})
+    assert codes(findings) == ["mass_balance"]
+
+
+def test_harvesting_another_crop_than_planted_is_an_error():
+    entries = ledger()
+    harvest = entries[2].event
+    assert isinstance(harvest, Harvest)
+    entries[2] = LedgerEntry(h(2), harvest.model_copy(update={"crop": "watermelon"}))
+    assert codes(check_yield(entries)) == ["harvest_crop_mismatch"]

@@ -1,34 +1,48 @@
 """Events in their GS1 EPCIS 2.0 JSON-LD form, the form that is stored, hashed and exported.
 
-Mapping (GS1 US "EPCIS Recommendations for FSMA 204 CTEs"); lots are class-level identifiers, a GS1 Digital
-Link ``https://id.gs1.org/01/{GTIN}/10/{lot}`` when the product has a GTIN, else ``{id_base}/lot/{lot}``:
+Mapping (GS1 US "EPCIS Recommendations for FSMA 204 CTEs"). Lots are class-level identifiers: a GS1 Digital
+Link ``https://id.gs1.org/01/{GTIN}/10/{lot}`` when the product has a GTIN, else ``{id_base}/lot/{lot}``.
+Places are ``{id_base}/place/{code}``, or ``https://id.gs1.org/414/{GLN}`` for a place identified by its GLN;
+parties are ``{id_base}/party/{code}`` (pseudonymous codes, never names: PDPA). ``id_base`` is fixed for the
+life of a ledger (see ``docs/identifiers.md``): every URI below is inside the hashed body.
 
 ==============  ===========================  =========================================================
 kind            EPCIS event                  fields
 ==============  ===========================  =========================================================
-planting        ObjectEvent ADD              bizStep ``commissioning``, disposition ``active``, the lot
-                                             class without quantity, bizLocation = the plot
-harvest         ObjectEvent ADD              ``creating_class_instance``, ``active``, lot + quantity,
-                                             bizLocation = the plot
-grading         ObjectEvent OBSERVE          ``inspecting``, ``conformant`` (something accepted) or
-                                             ``non_conformant``; quantity = accepted, ``tt:rejected``
-packing         TransformationEvent          ``packing``; input/output quantity lists
+planting        ObjectEvent ADD              ``commissioning``, ``active``; the lot class without
+                                             quantity; readPoint = where recorded, bizLocation = the
+                                             plot; ``ilmd`` crop and variety; ``tt:areaRai``,
+                                             ``tt:authority`` (the plot's อปท.). Not an FSMA 204 CTE.
+harvest         ObjectEvent ADD              ``creating_class_instance``, ``active``; lot + quantity;
+                                             readPoint = the farm, bizLocation = the field (plot);
+                                             ``ilmd`` commodity (``tt:crop``) and ``tt:variety``
+cooling         ObjectEvent OBSERVE          ``storing`` (CBV 2.0 has no cooling step), ``active``; lot +
+                                             quantity; read point and location = the cooler;
+                                             ``tt:coolingMethod``; readings as a ``sensorElementList``
+grading         ObjectEvent OBSERVE          ``inspecting``; ``conformant`` (accepted) or
+                                             ``non_conformant`` (rejected) with that quantity; ``tt:grade``
+packing         TransformationEvent          ``creating_class_instance``, ``active`` (initial packing,
+                                             split, merge); input/output quantity lists
 transport       ObjectEvent OBSERVE          ``shipping``/``in_transit`` or ``receiving``/``in_progress``;
-                                             source/destination lists (type ``location``), temperatures
-                                             as a ``sensorElementList`` (``Temperature``, ``CEL``)
-certification   ObjectEvent OBSERVE          ``inspecting``, ``certificationInfo`` = the certificate's URI
-revocation      ObjectEvent OBSERVE          ``inspecting``
+                                             ``bizTransactionList`` (reference documents: ``bol``,
+                                             ``desadv``, ``recadv``, ``po``, ...); source/destination
+                                             lists of type ``location`` and, where ownership changes,
+                                             ``owning_party``; temperatures as a ``sensorElementList``
+certification   ObjectEvent OBSERVE          ``inspecting``, ``conformant``, ``certificationInfo`` = the
+                                             certification's URI; the signed data as ``tt:`` members
+revocation      ObjectEvent OBSERVE          ``inspecting``, ``non_conformant``, ``certificationInfo`` =
+                                             the revoked certification's URI; ``tt:reason``
 ==============  ===========================  =========================================================
 
 Every event has ``eventID`` ``urn:uuid:…``, ``eventTime`` with its own offset at millisecond precision,
-``eventTimeZoneOffset`` and ``readPoint`` (the place). What EPCIS has no field for is an extension property
-in the project's namespace ``tt:`` (``NS``): ``tt:kind`` (a term IRI such as ``{NS}harvest``), ``tt:actor``
-and ``tt:authority`` (party URIs), ``tt:lat``/``tt:lon``, ``tt:crop``, ``tt:variety``, ``tt:areaRai``,
-``tt:grade``, ``tt:rejected``/``tt:rejectedUom``, ``tt:gtin``, ``tt:vehicle``, ``tt:officer``,
-``tt:standard``, ``tt:certificateHash``, ``tt:expires``, ``tt:nonce``, ``tt:deadline``, ``tt:signature``,
-``tt:certId``, ``tt:reason``, ``tt:evidence`` (URIs of evidence files), ``tt:prev`` (the CBV 2.0 Event Hash
-IDs of the previous event of each lot) and ``tt:note``. All of them sit at the top level of the event, where
-every CBV 2.0 implementation treats extensions alike.
+``eventTimeZoneOffset`` (the local zone where it happened) and ``readPoint``. What EPCIS has no field for is
+an extension property in the project's namespace ``tt:`` (``NS``): ``tt:kind`` (a term IRI such as
+``{NS}harvest``), ``tt:actor`` (a party URI), ``tt:lat``/``tt:lon``, ``tt:grade``, ``tt:gtin``,
+``tt:vehicle``, ``tt:officer``, ``tt:authority``, ``tt:standard``, ``tt:certificateHash``, ``tt:expires``,
+``tt:nonce``, ``tt:deadline``, ``tt:signature``, ``tt:reason``, ``tt:coolingMethod``, ``tt:evidence`` (URIs of
+evidence files), ``tt:prev`` (the CBV 2.0 Event Hash IDs of the previous event of each lot) and ``tt:note``.
+They sit at the top level of the event (or in ``ilmd``), where every CBV 2.0 implementation treats extensions
+alike.
 
 Numbers. EPCIS requires ``quantity`` and sensor ``value`` to be JSON numbers, so quantities, coordinates,
 temperatures and the area are JSON numbers, held as ``Decimal`` in the dicts this module builds and reads.
@@ -40,10 +54,9 @@ Write a body with ``traceability.domain.codec.dumps`` (exact digits, never an ex
 never share a canonical form, and integers stay below 2**53.
 
 A body is built once, when the event is recorded, then stored and hashed; never rebuild an old event with a
-different ``id_base`` or GTINs, as its URIs (and so its hash) would change. Storage may sort keys (the hash
-does not depend on member order), but an export must not: GS1's reference tool reads a source/destination
-element in the order its members are written, so exports go through ``epcis_document``, which puts ``type``
-first, and a serialiser that keeps member order.
+different ``id_base`` or GTINs, as its URIs (and so its hash) would change. Bodies are stored and exported in
+canonical member order (``in_canonical_order``): GS1's reference tool reads a bizTransaction, source or
+destination element in the order its members are written, so ``type`` comes first and nothing may re-sort.
 """
 
 from __future__ import annotations
@@ -58,6 +71,7 @@ from typing import Any, Final
 from traceability.domain.events import (
     EVENT_ADAPTER,
     Certification,
+    Cooling,
     Event,
     Grading,
     Harvest,
@@ -66,9 +80,11 @@ from traceability.domain.events import (
     Planting,
     Quantity,
     Revocation,
+    TemperatureReading,
     Transport,
-    gtin14,
 )
+from traceability.domain.gs1 import gln_uri, is_gln, lot_uri, parse_gln_uri, parse_lot_uri
+from traceability.domain.ids import HASH_PREFIX, HASH_SUFFIX
 
 NS: Final = "https://thai-trace.org/ns/epcis#"
 PREFIX: Final = "tt"
@@ -78,11 +94,13 @@ hash to be reproducible (the unversioned URL follows the latest release), and GS
 this exact file, so an importer can check our hashes offline."""
 EPCIS_CONTEXT: Final[list[Any]] = [GS1_EPCIS_CONTEXT, {PREFIX: NS}]
 
-_HASH_PREFIX = "ni:///sha-256;"
-_HASH_SUFFIX = "?ver=CBV2.0"
 _BASE = re.compile(r"https?://[^\s/?#]+(?:/[^\s?#]*)?")
-_DL_LOT = re.compile(r"https://id\.gs1\.org/01/(\d{14})/10/([^/?#]+)")
 _LEGS = {"ship": ("shipping", "in_transit"), "receive": ("receiving", "in_progress")}
+
+
+def normalise_id_base(id_base: str) -> str:
+    """``id_base`` without a trailing slash; ValueError unless an http(s) URL without query or fragment."""
+    return _base(id_base)
 
 
 def _base(id_base: str) -> str:
@@ -95,11 +113,14 @@ def _base(id_base: str) -> str:
 def lot_class_uri(lot_code: str, *, id_base: str, gtin: str | None = None) -> str:
     """The lot as an EPC class: GS1 Digital Link with a GTIN, else an HTTP URI under ``id_base``."""
     if gtin:
-        return f"https://id.gs1.org/01/{gtin14(gtin)}/10/{lot_code}"
+        return lot_uri(gtin, lot_code)
     return f"{_base(id_base)}/lot/{lot_code}"
 
 
 def place_uri(place_id: str, *, id_base: str) -> str:
+    """A place: its GLN's Digital Link when the code is a GLN, else an HTTP URI under ``id_base``."""
+    if is_gln(place_id):
+        return gln_uri(place_id)
     return f"{_base(id_base)}/place/{place_id}"
 
 
@@ -113,6 +134,11 @@ def evidence_uri(sha256_hex: str, *, id_base: str) -> str:
 
 def certification_uri(cert_id: str, *, id_base: str) -> str:
     return f"{_base(id_base)}/certification/{cert_id}"
+
+
+def document_uri(doc_type: str, number: str, *, id_base: str) -> str:
+    """A reference document (bill of lading, despatch advice, ...) as a business transaction URI."""
+    return f"{_base(id_base)}/doc/{doc_type}/{number}"
 
 
 def kind_uri(kind: str) -> str:
@@ -142,6 +168,24 @@ def _quantity(epc_class: str, quantity: Quantity | None) -> dict[str, Any]:
     return element
 
 
+def _sensor_list(readings: Sequence[TemperatureReading]) -> list[dict[str, Any]]:
+    return [
+        {
+            "sensorReport": [
+                {"type": "Temperature", "time": _time(t.time), "value": t.celsius, "uom": "CEL"}
+                for t in readings
+            ]
+        }
+    ]
+
+
+def _ilmd(crop: str, variety: str | None) -> dict[str, Any]:
+    ilmd: dict[str, Any] = {"tt:crop": crop}
+    if variety is not None:
+        ilmd["tt:variety"] = variety
+    return ilmd
+
+
 def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The event as an EPCIS 2.0 JSON-LD event (no ``@context``: it belongs to the enclosing document).
 
@@ -156,7 +200,10 @@ def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = No
     def lots(items: Sequence[LotQuantity], gtin: str | None = None) -> list[dict[str, Any]]:
         return [_quantity(lot(i.lot_code, gtin), i.quantity) for i in items]
 
-    place = place_uri(event.place.id, id_base=base)
+    def where(place_id: str) -> dict[str, str]:
+        return {"id": place_uri(place_id, id_base=base)}
+
+    place = where(event.place.id)
     body: dict[str, Any] = {
         "type": "TransformationEvent" if isinstance(event, Packing) else "ObjectEvent",
         "eventID": f"urn:uuid:{event.event_id}",
@@ -170,41 +217,53 @@ def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = No
             action="ADD",
             bizStep="commissioning",
             disposition="active",
-            readPoint={"id": place},
-            bizLocation={"id": place_uri(event.plot_id, id_base=base)},
+            readPoint=place,
+            bizLocation=where(event.plot_id),
+            ilmd=_ilmd(event.crop, event.variety),
         )
-        ext["tt:crop"] = event.crop
-        if event.variety is not None:
-            ext["tt:variety"] = event.variety
         ext["tt:areaRai"] = event.area_rai
+        if event.authority is not None:
+            ext["tt:authority"] = party_uri(event.authority, id_base=base)
     elif isinstance(event, Harvest):
         body.update(
             quantityList=[_quantity(lot(event.lot_code), event.quantity)],
             action="ADD",
             bizStep="creating_class_instance",
             disposition="active",
-            readPoint={"id": place},
-            bizLocation={"id": place_uri(event.plot_id, id_base=base)},
+            readPoint=place,
+            bizLocation=where(event.plot_id),
+            ilmd=_ilmd(event.crop, event.variety),
         )
+    elif isinstance(event, Cooling):
+        body.update(
+            quantityList=[_quantity(lot(event.lot_code), event.quantity)],
+            action="OBSERVE",
+            bizStep="storing",
+            disposition="active",
+            readPoint=place,
+            bizLocation=place,
+        )
+        if event.temperatures:
+            body["sensorElementList"] = _sensor_list(event.temperatures)
+        ext["tt:coolingMethod"] = event.method.value
     elif isinstance(event, Grading):
         body.update(
-            quantityList=[_quantity(lot(event.lot_code), event.accepted)],
+            quantityList=[_quantity(lot(event.lot_code), event.quantity)],
             action="OBSERVE",
             bizStep="inspecting",
-            disposition="conformant" if event.accepted.value > 0 else "non_conformant",
-            readPoint={"id": place},
-            bizLocation={"id": place},
+            disposition=event.disposition,
+            readPoint=place,
+            bizLocation=place,
         )
         ext["tt:grade"] = event.grade
-        ext["tt:rejected"] = event.rejected.value
-        ext["tt:rejectedUom"] = event.rejected.uom.value
     elif isinstance(event, Packing):
         body.update(
             inputQuantityList=lots(event.inputs),
             outputQuantityList=lots(event.outputs, event.gtin),
-            bizStep="packing",
-            readPoint={"id": place},
-            bizLocation={"id": place},
+            bizStep="creating_class_instance",
+            disposition="active",
+            readPoint=place,
+            bizLocation=place,
         )
         if event.gtin is not None:
             ext["tt:gtin"] = event.gtin
@@ -215,23 +274,26 @@ def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = No
             action="OBSERVE",
             bizStep=biz_step,
             disposition=disposition,
-            readPoint={"id": place},
+            readPoint=place,
         )
         if event.leg == "receive":
-            body["bizLocation"] = {"id": place_uri(event.destination, id_base=base)}
-        body["sourceList"] = [{"type": "location", "source": place_uri(event.source, id_base=base)}]
-        body["destinationList"] = [
-            {"type": "location", "destination": place_uri(event.destination, id_base=base)}
-        ]
-        if event.temperatures:
-            body["sensorElementList"] = [
-                {
-                    "sensorReport": [
-                        {"type": "Temperature", "time": _time(t.time), "value": t.celsius, "uom": "CEL"}
-                        for t in event.temperatures
-                    ]
-                }
+            body["bizLocation"] = where(event.destination)
+        if event.documents:
+            body["bizTransactionList"] = [
+                {"type": d.type, "bizTransaction": document_uri(d.type, d.number, id_base=base)}
+                for d in event.documents
             ]
+        sources = [{"type": "location", "source": place_uri(event.source, id_base=base)}]
+        destinations = [{"type": "location", "destination": place_uri(event.destination, id_base=base)}]
+        if event.owner_from is not None and event.owner_to is not None:
+            sources.append({"type": "owning_party", "source": party_uri(event.owner_from, id_base=base)})
+            destinations.append(
+                {"type": "owning_party", "destination": party_uri(event.owner_to, id_base=base)}
+            )
+        body["sourceList"] = sources
+        body["destinationList"] = destinations
+        if event.temperatures:
+            body["sensorElementList"] = _sensor_list(event.temperatures)
         if event.vehicle is not None:
             ext["tt:vehicle"] = event.vehicle
     elif isinstance(event, Certification):
@@ -240,7 +302,8 @@ def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = No
             quantityList=[_quantity(lot(event.lot_code), None)],
             action="OBSERVE",
             bizStep="inspecting",
-            readPoint={"id": place},
+            disposition="conformant",
+            readPoint=place,
         )
         ext.update(
             {
@@ -252,17 +315,17 @@ def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = No
                 "tt:nonce": event.nonce,
                 "tt:deadline": event.deadline,
                 "tt:signature": event.signature,
-                "tt:certId": event.cert_id,
             }
         )
     elif isinstance(event, Revocation):
+        body["certificationInfo"] = certification_uri(event.cert_id, id_base=base)
         body.update(
             quantityList=[_quantity(lot(event.lot_code), None)],
             action="OBSERVE",
             bizStep="inspecting",
-            readPoint={"id": place},
+            disposition="non_conformant",
+            readPoint=place,
         )
-        ext["tt:certId"] = event.cert_id
         ext["tt:reason"] = event.reason
     else:  # pragma: no cover - the union is exhaustive
         raise TypeError(f"not an event: {event!r}")
@@ -276,7 +339,7 @@ def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = No
     if event.evidence:
         body["tt:evidence"] = [evidence_uri(e, id_base=base) for e in event.evidence]
     if event.prev:
-        body["tt:prev"] = [_HASH_PREFIX + p.removeprefix("0x") + _HASH_SUFFIX for p in event.prev]
+        body["tt:prev"] = [HASH_PREFIX + p.removeprefix("0x") + HASH_SUFFIX for p in event.prev]
     if event.note is not None:
         body["tt:note"] = event.note
     return body
@@ -299,10 +362,17 @@ def _code(uri: object, collection: str) -> str:
     return _segment(uri, collection)[1]
 
 
+def _place(uri: object) -> str:
+    """The place code (or GLN) of a place URI."""
+    if isinstance(uri, str) and (gln := parse_gln_uri(uri)) is not None:
+        return gln
+    return _code(uri, "place")
+
+
 def _lot(uri: object) -> tuple[str, str | None]:
     """``(lot code, GTIN or None)`` of a lot class URI."""
-    if isinstance(uri, str) and (m := _DL_LOT.fullmatch(uri)):
-        return m.group(2), m.group(1)
+    if isinstance(uri, str) and (parsed := parse_lot_uri(uri)) is not None:
+        return parsed[1], parsed[0]
     return _code(uri, "lot"), None
 
 
@@ -327,6 +397,17 @@ def _only(items: list[dict[str, Any]]) -> dict[str, Any]:
     return items[0]
 
 
+def _readings(ev: Mapping[str, Any]) -> list[dict[str, Any]]:
+    reports = [r for element in ev.get("sensorElementList", []) for r in element["sensorReport"]]
+    return [{"time": datetime.fromisoformat(r["time"]), "celsius": r["value"]} for r in reports]
+
+
+def _typed(elements: object, member: str, kind: str) -> list[str]:
+    if not isinstance(elements, list):
+        raise ValueError(f"expected a list of {member} elements")
+    return [str(e[member]) for e in elements if e.get("type") == kind]
+
+
 def _fields(ev: Mapping[str, Any], gtins: dict[str, str]) -> dict[str, Any]:
     kind_iri = ev["tt:kind"]
     if not isinstance(kind_iri, str) or not kind_iri.startswith(NS):
@@ -335,7 +416,7 @@ def _fields(ev: Mapping[str, Any], gtins: dict[str, str]) -> dict[str, Any]:
     event_id = ev["eventID"]
     if not isinstance(event_id, str) or not event_id.startswith("urn:uuid:"):
         raise ValueError(f"eventID must be urn:uuid:…, got {event_id!r}")
-    place: dict[str, Any] = {"id": _code(ev["readPoint"]["id"], "place")}
+    place: dict[str, Any] = {"id": _place(ev["readPoint"]["id"])}
     if "tt:lat" in ev or "tt:lon" in ev:
         place.update(lat=ev.get("tt:lat"), lon=ev.get("tt:lon"))
     data: dict[str, Any] = {
@@ -348,28 +429,36 @@ def _fields(ev: Mapping[str, Any], gtins: dict[str, str]) -> dict[str, Any]:
         "prev": tuple(_hex(p) for p in ev.get("tt:prev", [])),
         "note": ev.get("tt:note"),
     }
-    if kind == "planting":
+    if kind in ("planting", "harvest"):
+        item = _only(_quantities(ev["quantityList"], gtins))
+        ilmd = ev["ilmd"]
         data.update(
-            lot_code=_only(_quantities(ev["quantityList"], gtins))["lot_code"],
-            plot_id=_code(ev["bizLocation"]["id"], "place"),
-            crop=ev["tt:crop"],
-            variety=ev.get("tt:variety"),
-            area_rai=ev["tt:areaRai"],
+            lot_code=item["lot_code"],
+            plot_id=_place(ev["bizLocation"]["id"]),
+            crop=ilmd["tt:crop"],
+            variety=ilmd.get("tt:variety"),
         )
-    elif kind == "harvest":
+        if kind == "planting":
+            data["area_rai"] = ev["tt:areaRai"]
+            if "tt:authority" in ev:
+                data["authority"] = _code(ev["tt:authority"], "party")
+        else:
+            data["quantity"] = item.get("quantity")
+    elif kind == "cooling":
         item = _only(_quantities(ev["quantityList"], gtins))
         data.update(
             lot_code=item["lot_code"],
             quantity=item.get("quantity"),
-            plot_id=_code(ev["bizLocation"]["id"], "place"),
+            method=ev["tt:coolingMethod"],
+            temperatures=_readings(ev),
         )
     elif kind == "grading":
         item = _only(_quantities(ev["quantityList"], gtins))
         data.update(
             lot_code=item["lot_code"],
             grade=ev["tt:grade"],
-            accepted=item.get("quantity"),
-            rejected={"value": ev["tt:rejected"], "uom": ev["tt:rejectedUom"]},
+            quantity=item.get("quantity"),
+            disposition=ev["disposition"],
         )
     elif kind == "packing":
         data.update(
@@ -379,16 +468,21 @@ def _fields(ev: Mapping[str, Any], gtins: dict[str, str]) -> dict[str, Any]:
         )
     elif kind == "transport":
         legs = {step: leg for leg, (step, _) in _LEGS.items()}
-        reports = [r for element in ev.get("sensorElementList", []) for r in element["sensorReport"]]
+        owners_from = _typed(ev["sourceList"], "source", "owning_party")
+        owners_to = _typed(ev["destinationList"], "destination", "owning_party")
         data.update(
             leg=legs.get(ev["bizStep"], ev["bizStep"]),
             items=_quantities(ev["quantityList"], gtins),
-            source=_code(ev["sourceList"][0]["source"], "place"),
-            destination=_code(ev["destinationList"][0]["destination"], "place"),
+            source=_place(_typed(ev["sourceList"], "source", "location")[0]),
+            destination=_place(_typed(ev["destinationList"], "destination", "location")[0]),
             vehicle=ev.get("tt:vehicle"),
-            temperatures=[
-                {"time": datetime.fromisoformat(r["time"]), "celsius": r["value"]} for r in reports
+            temperatures=_readings(ev),
+            documents=[
+                {"type": d["type"], "number": _document_number(d["bizTransaction"], d["type"])}
+                for d in ev.get("bizTransactionList", [])
             ],
+            owner_from=_code(owners_from[0], "party") if owners_from else None,
+            owner_to=_code(owners_to[0], "party") if owners_to else None,
         )
     elif kind == "certification":
         data.update(
@@ -401,21 +495,25 @@ def _fields(ev: Mapping[str, Any], gtins: dict[str, str]) -> dict[str, Any]:
             nonce=ev["tt:nonce"],
             deadline=ev["tt:deadline"],
             signature=ev["tt:signature"],
-            cert_id=ev["tt:certId"],
+            cert_id=_code(ev["certificationInfo"], "certification"),
         )
     elif kind == "revocation":
         data.update(
             lot_code=_only(_quantities(ev["quantityList"], gtins))["lot_code"],
-            cert_id=ev["tt:certId"],
+            cert_id=_code(ev["certificationInfo"], "certification"),
             reason=ev["tt:reason"],
         )
     return data
 
 
+def _document_number(uri: object, doc_type: str) -> str:
+    return _code(uri, f"doc/{doc_type}")
+
+
 def _hex(ni: object) -> str:
-    if not isinstance(ni, str) or not ni.startswith(_HASH_PREFIX) or not ni.endswith(_HASH_SUFFIX):
+    if not isinstance(ni, str) or not ni.startswith(HASH_PREFIX) or not ni.endswith(HASH_SUFFIX):
         raise ValueError(f"tt:prev must hold CBV 2.0 event hash IDs, got {ni!r}")
-    return "0x" + ni[len(_HASH_PREFIX) : -len(_HASH_SUFFIX)]
+    return "0x" + ni[len(HASH_PREFIX) : -len(HASH_SUFFIX)]
 
 
 def _first_difference(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> str:
@@ -436,7 +534,7 @@ def from_epcis(epcis_event: Mapping[str, Any]) -> Event:
     gtins: dict[str, str] = {}
     try:
         data = _fields(epcis_event, gtins)
-        id_base = _segment(epcis_event["readPoint"]["id"], "place")[0]
+        id_base = _segment(epcis_event["tt:actor"], "party")[0]
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ValueError(f"not an EPCIS event of this service: missing or malformed {exc}") from None
     event = EVENT_ADAPTER.validate_python(data)
@@ -465,6 +563,7 @@ _MEMBER_ORDER = (
     "sourceList",
     "destinationList",
     "sensorElementList",
+    "ilmd",
 )
 _TYPED_LISTS = ("bizTransactionList", "sourceList", "destinationList")
 
@@ -511,6 +610,7 @@ __all__ = [
     "NS",
     "PREFIX",
     "certification_uri",
+    "document_uri",
     "epcis_document",
     "evidence_uri",
     "from_epcis",

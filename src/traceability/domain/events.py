@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from eth_hash.auto import keccak
+from eth_utils.address import is_checksum_address
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -36,10 +36,15 @@ from pydantic import (
     model_validator,
 )
 
+from traceability.domain.gs1 import check_digit, gtin14
+
 LOT_CODE_RE = r"^[A-Z0-9][A-Z0-9-]{3,18}[A-Z0-9]$"
 """A lot code: 5 to 20 characters, so it fits GS1 AI (10) and a Digital Link URI without escaping."""
 PARTY_RE = r"^[A-Z0-9][A-Z0-9-]{1,30}$"
 PLACE_RE = r"^[A-Z0-9][A-Z0-9-]{1,30}$"
+"""A place code, or a GLN (13 digits with a valid GS1 check digit), which EPCIS then names by its Digital Link
+``https://id.gs1.org/414/{GLN}`` instead of a URI under the identifier base."""
+DOC_NUMBER_RE = r"^[A-Z0-9][A-Z0-9.-]{0,39}$"
 CROP_RE = r"^[a-z][a-z0-9-]{1,39}$"
 HASH_HEX_RE = r"^0x[0-9a-f]{64}$"
 SHA256_HEX_RE = r"^[0-9a-f]{64}$"
@@ -49,6 +54,7 @@ SIGNATURE_RE = r"^0x[0-9a-f]{130}$"
 EVENT_KINDS: tuple[str, ...] = (
     "planting",
     "harvest",
+    "cooling",
     "grading",
     "packing",
     "transport",
@@ -78,24 +84,24 @@ def _code(upper: bool) -> Callable[[Any], Any]:
     return clean
 
 
+def _gln_if_digits(value: str) -> str:
+    if len(value) == 13 and value.isdigit() and check_digit(value[:12]) != int(value[12]):
+        raise ValueError(f"{value} looks like a GLN but its check digit is wrong")
+    return value
+
+
 LotCode = Annotated[str, BeforeValidator(_code(upper=True)), StringConstraints(pattern=LOT_CODE_RE)]
 PartyCode = Annotated[str, BeforeValidator(_code(upper=True)), StringConstraints(pattern=PARTY_RE)]
-PlaceCode = Annotated[str, BeforeValidator(_code(upper=True)), StringConstraints(pattern=PLACE_RE)]
+PlaceCode = Annotated[
+    str,
+    BeforeValidator(_code(upper=True)),
+    StringConstraints(pattern=PLACE_RE),
+    AfterValidator(_gln_if_digits),
+]
+DocNumber = Annotated[str, BeforeValidator(_code(upper=True)), StringConstraints(pattern=DOC_NUMBER_RE)]
 HashHex = Annotated[str, BeforeValidator(_code(upper=False)), StringConstraints(pattern=HASH_HEX_RE)]
 Sha256Hex = Annotated[str, BeforeValidator(_code(upper=False)), StringConstraints(pattern=SHA256_HEX_RE)]
 Signature = Annotated[str, BeforeValidator(_code(upper=False)), StringConstraints(pattern=SIGNATURE_RE)]
-
-
-def gtin14(value: str) -> str:
-    """A GTIN-8/12/13/14 with a valid check digit, as 14 digits (zero-padded on the left)."""
-    digits = value.strip()
-    if not digits.isascii() or not digits.isdigit() or len(digits) not in (8, 12, 13, 14):
-        raise ValueError("a GTIN has 8, 12, 13 or 14 digits")
-    body, check = digits[:-1], int(digits[-1])
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    if -total % 10 != check:
-        raise ValueError(f"GTIN {digits} has a wrong check digit")
-    return digits.zfill(14)
 
 
 def _gtin(value: Any) -> Any:
@@ -115,13 +121,8 @@ def _address(value: Any) -> Any:
     if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
         raise ValueError("an address is 0x and 40 hex digits")
     hex_part = text[2:]
-    if hex_part != hex_part.lower() and hex_part != hex_part.upper():
-        digest = keccak(hex_part.lower().encode("ascii")).hex()
-        expected = "".join(
-            c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(hex_part.lower())
-        )
-        if expected != hex_part:
-            raise ValueError("address checksum (EIP-55) does not match")
+    if hex_part != hex_part.lower() and hex_part != hex_part.upper() and not is_checksum_address(text):
+        raise ValueError("address checksum (EIP-55) does not match")
     return text.lower()
 
 
@@ -144,7 +145,7 @@ GS1_TERMS_USED: tuple[str, ...] = (
     "https://ref.gs1.org/cbv/BizStep-commissioning",
     "https://ref.gs1.org/cbv/BizStep-creating_class_instance",
     "https://ref.gs1.org/cbv/BizStep-inspecting",
-    "https://ref.gs1.org/cbv/BizStep-packing",
+    "https://ref.gs1.org/cbv/BizStep-storing",
     "https://ref.gs1.org/cbv/BizStep-shipping",
     "https://ref.gs1.org/cbv/BizStep-receiving",
     "https://ref.gs1.org/cbv/Disp-active",
@@ -153,6 +154,14 @@ GS1_TERMS_USED: tuple[str, ...] = (
     "https://ref.gs1.org/cbv/Disp-in_transit",
     "https://ref.gs1.org/cbv/Disp-in_progress",
     "https://ref.gs1.org/cbv/SDT-location",
+    "https://ref.gs1.org/cbv/SDT-owning_party",
+    "https://ref.gs1.org/cbv/BTT-bol",
+    "https://ref.gs1.org/cbv/BTT-desadv",
+    "https://ref.gs1.org/cbv/BTT-recadv",
+    "https://ref.gs1.org/cbv/BTT-po",
+    "https://ref.gs1.org/cbv/BTT-inv",
+    "https://ref.gs1.org/cbv/BTT-cert",
+    "https://ref.gs1.org/cbv/BTT-testres",
     "https://gs1.org/voc/Temperature",
 )
 _RESERVED_TEXT = frozenset(uri[i + 1 :] for uri in GS1_TERMS_USED for i, c in enumerate(uri) if c in "-/")
@@ -445,12 +454,17 @@ class EventBase(BaseModel):
 
 
 class Planting(EventBase):
+    """A lot begins on a plot. Not an FSMA 204 critical tracking event: it is the origin the ledger checks
+    harvests against (crop, area, the อปท. that vouches for the plot)."""
+
     kind: Literal["planting"]
     lot_code: LotCode
     plot_id: PlaceCode
     crop: CropCode
     variety: Annotated[Variety | None, BeforeValidator(_blank_to_none)] = None
     area_rai: AreaRai
+    # The local authority (อปท.) the plot belongs to; the service fills it from the plot's enrolment.
+    authority: PartyCode | None = None
 
     @model_validator(mode="after")
     def _some_area(self) -> Planting:
@@ -460,24 +474,48 @@ class Planting(EventBase):
 
 
 class Harvest(EventBase):
+    """A harvest, understandable on its own (FSMA 204 §1.1325(a)): ``place`` is the farm, ``plot_id`` the
+    field, with the commodity and variety harvested."""
+
     kind: Literal["harvest"]
     lot_code: LotCode
     plot_id: PlaceCode
+    crop: CropCode
+    variety: Annotated[Variety | None, BeforeValidator(_blank_to_none)] = None
     quantity: PositiveQuantity
 
 
+class CoolingMethod(StrEnum):
+    """Active cooling before initial packing (FSMA 204 §1.1325(b))."""
+
+    HYDRO = "hydro_cooling"
+    FORCED_AIR = "forced_air"
+    VACUUM = "vacuum"
+    ICE = "ice"
+    ROOM = "room_cooling"
+    OTHER = "other"
+
+
+class Cooling(EventBase):
+    """Cooling of a lot before initial packing: where (``place``), when, how much, how, optional readings."""
+
+    kind: Literal["cooling"]
+    lot_code: LotCode
+    quantity: PositiveQuantity
+    method: CoolingMethod
+    temperatures: Annotated[tuple[TemperatureReading, ...], Field(max_length=500)] = ()
+
+
 class Grading(EventBase):
+    """An inspection of part of a lot: ``conformant`` (accepted at ``grade``) or ``non_conformant`` (rejected,
+    it leaves the lot). A grading that accepts part and rejects part is two events, so that any EPCIS reader
+    sees each quantity with its own disposition and the lot's mass balance adds up in plain EPCIS."""
+
     kind: Literal["grading"]
     lot_code: LotCode
     grade: Grade
-    accepted: Quantity
-    rejected: Quantity
-
-    @model_validator(mode="after")
-    def _something_graded(self) -> Grading:
-        if self.accepted.value == 0 and self.rejected.value == 0:
-            raise ValueError("accepted and rejected cannot both be zero")
-        return self
+    quantity: PositiveQuantity
+    disposition: Literal["conformant", "non_conformant"]
 
 
 class Packing(EventBase):
@@ -502,7 +540,25 @@ class Packing(EventBase):
         return self
 
 
+BIZ_DOCUMENT_TYPES = ("bol", "desadv", "recadv", "po", "inv", "cert", "testres")
+"""CBV 2.0 business transaction types a shipment or receipt may reference (FSMA 204 "reference document type
+and number"): bill of lading, despatch advice, receiving advice, purchase order, invoice, certificate, test
+result."""
+
+
+class BizDocument(BaseModel):
+    """A reference document: its CBV type and its number (e.g. ``bol`` ``BL-2569-000123``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["bol", "desadv", "recadv", "po", "inv", "cert", "testres"]
+    number: DocNumber
+
+
 class Transport(EventBase):
+    """One leg: ``ship`` (FSMA shipping) or ``receive`` (FSMA receiving). ``owner_from``/``owner_to`` name the
+    owning parties where ownership changes hands with this leg."""
+
     kind: Literal["transport"]
     leg: Literal["ship", "receive"]
     items: Annotated[
@@ -512,11 +568,20 @@ class Transport(EventBase):
     destination: PlaceCode
     vehicle: Annotated[Vehicle | None, BeforeValidator(_blank_to_none)] = None
     temperatures: Annotated[tuple[TemperatureReading, ...], Field(max_length=500)] = ()
+    documents: Annotated[
+        tuple[BizDocument, ...], Field(max_length=10), AfterValidator(_unique("documents"))
+    ] = ()
+    owner_from: PartyCode | None = None
+    owner_to: PartyCode | None = None
 
     @model_validator(mode="after")
     def _goes_somewhere(self) -> Transport:
         if self.source == self.destination:
             raise ValueError("source and destination must differ")
+        if (self.owner_from is None) != (self.owner_to is None):
+            raise ValueError("an ownership change names both owner_from and owner_to")
+        if self.owner_from is not None and self.owner_from == self.owner_to:
+            raise ValueError("owner_from and owner_to must differ (leave both out when ownership stays)")
         return self
 
 
@@ -544,7 +609,7 @@ class Revocation(EventBase):
 
 
 Event = Annotated[
-    Planting | Harvest | Grading | Packing | Transport | Certification | Revocation,
+    Planting | Harvest | Cooling | Grading | Packing | Transport | Certification | Revocation,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

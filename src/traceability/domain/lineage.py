@@ -5,7 +5,8 @@ lot's previous event. Packing (a transformation) joins chains, so a lot's lineag
 Mass balance follows quantities in kilograms through every event, in event-time order:
 
 * harvest adds to the lot;
-* grading removes the rejected part, and accepted + rejected may not exceed what the lot holds;
+* cooling and a ``conformant`` grading observe part of the lot: no more than it holds;
+* a ``non_conformant`` grading (rejected produce) takes its quantity out of the lot;
 * packing takes each input quantity from its input lot and creates the outputs, whose total may not exceed
   the inputs' total (packing loses weight, it never gains it);
 * shipping moves a quantity from the lot into transit; receiving may take back no more than is in transit.
@@ -22,6 +23,7 @@ from decimal import Decimal
 
 from traceability.domain.events import (
     Certification,
+    Cooling,
     Event,
     Grading,
     Harvest,
@@ -209,24 +211,26 @@ def apply_event(balance: Balance, event: Event, known_lots: set[str] | None = No
 
     if isinstance(event, Harvest):
         balance.held[event.lot_code] += event.quantity.kg()
-    elif isinstance(event, Grading):
+    elif isinstance(event, Grading | Cooling):
         lot = event.lot_code
-        total = event.accepted.kg() + event.rejected.kg()
+        kg = event.quantity.kg()
         have = balance.held[lot]
-        if (known_lots is None or lot in known_lots) and total > have:
+        what_th, what_en = ("ลดอุณหภูมิ", "cooled") if isinstance(event, Cooling) else ("คัดเกรด", "graded")
+        if (known_lots is None or lot in known_lots) and kg > have:
             findings.append(
                 _f(
                     "mass_balance",
                     Severity.ERROR,
-                    f"ปริมาณไม่สมดุล: คัดเกรด {total} กก. แต่ล็อต {lot} มีเพียง {have} กก.",
-                    f"Mass balance broken: graded {total} kg but lot {lot} holds only {have} kg",
+                    f"ปริมาณไม่สมดุล: {what_th} {kg} กก. แต่ล็อต {lot} มีเพียง {have} กก.",
+                    f"Mass balance broken: {what_en} {kg} kg but lot {lot} holds only {have} kg",
                     event_id=eid,
                     lot_code=lot,
-                    requested_kg=str(total),
+                    requested_kg=str(kg),
                     available_kg=str(have),
                 )
             )
-        balance.held[lot] = have - event.rejected.kg()
+        if isinstance(event, Grading) and event.disposition == "non_conformant":
+            balance.held[lot] = have - kg
     elif isinstance(event, Packing):
         total_in = sum((i.quantity.kg() for i in event.inputs), Decimal(0))
         total_out = sum((o.quantity.kg() for o in event.outputs), Decimal(0))
@@ -301,6 +305,17 @@ def check_yield(entries: Sequence[LedgerEntry], tolerance: Decimal = Decimal("1.
                     Severity.ERROR,
                     f"เก็บเกี่ยวล็อต {ev.lot_code} จากแปลง {ev.plot_id} แต่ปลูกที่แปลง {planting.plot_id}",
                     f"Lot {ev.lot_code} was harvested on plot {ev.plot_id} but planted on {planting.plot_id}",
+                    event_id=ev.event_id,
+                    lot_code=ev.lot_code,
+                )
+            )
+        if ev.crop != planting.crop:
+            findings.append(
+                _f(
+                    "harvest_crop_mismatch",
+                    Severity.ERROR,
+                    f"เก็บเกี่ยวล็อต {ev.lot_code} เป็น {ev.crop} แต่ปลูก {planting.crop}",
+                    f"Lot {ev.lot_code} was harvested as {ev.crop} but planted as {planting.crop}",
                     event_id=ev.event_id,
                     lot_code=ev.lot_code,
                 )

@@ -23,7 +23,7 @@ class BatchStatus(StrEnum):
 
 
 class LotRole(StrEnum):
-    """What an event does to a lot: creates it (``out``), consumes it (``in``), or acts on it (``subject``)."""
+    """What an event does to a lot: creates it (``out``), consumes it (``in``) or acts on it (``subject``)."""
 
     IN = "in"
     OUT = "out"
