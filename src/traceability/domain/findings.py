@@ -1,4 +1,9 @@
-"""Verification findings and verdicts: machine-readable codes with Thai and English text."""
+"""Verification findings and verdicts: machine-readable codes with Thai and English text.
+
+Every finding code belongs to one check group (``Code.check``): the verdict's summary marks a group failed or
+warned by the worst finding in it. Codes and groups are part of the API (importers' systems read them): add,
+never rename.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,93 @@ class Severity(StrEnum):
     OK = "ok"
 
 
+class Check(StrEnum):
+    """The checks a verdict summarises, in the order they are reported."""
+
+    REGISTRY = "registry"
+    HASHES = "hashes"
+    ANCHORS = "anchors"
+    PREV_LINKS = "prev_links"
+    MASS_BALANCE = "mass_balance"
+    YIELD = "yield"
+    CERTIFICATIONS = "certifications"
+
+
+class Code(StrEnum):
+    """A finding's stable code. ``check`` is the group it counts against."""
+
+    # the registry the bundle names is not the one trusted
+    UNKNOWN_REGISTRY = "unknown_registry"
+    # hashes
+    HASH_MISMATCH = "hash_mismatch"
+    EVENT_UNREADABLE = "event_unreadable"
+    # anchors
+    NOT_ANCHORED = "not_anchored"
+    MERKLE_PROOF = "merkle_proof"
+    ANCHOR_MISSING = "anchor_missing"
+    ANCHOR_BLOCK_MISMATCH = "anchor_block_mismatch"
+    UNCONFIRMED = "unconfirmed"
+    CHAIN_UNAVAILABLE = "chain_unavailable"
+    CHAIN_NOT_CHECKED = "chain_not_checked"
+    # hash chains and lineage
+    BROKEN_PREV_LINK = "broken_prev_link"
+    FORKED_CHAIN = "forked_chain"
+    LOT_ORIGIN_MISSING = "lot_origin_missing"
+    LOT_CREATED_TWICE = "lot_created_twice"
+    LOT_MISSING = "lot_missing"
+    EVENT_OUTSIDE_LINEAGE = "event_outside_lineage"
+    # quantities
+    MASS_BALANCE = "mass_balance"
+    IMPLAUSIBLE_YIELD = "implausible_yield"
+    HARVEST_PLOT_MISMATCH = "harvest_plot_mismatch"
+    HARVEST_CROP_MISMATCH = "harvest_crop_mismatch"
+    # certifications
+    NOT_CERTIFIED = "not_certified"
+    CERTIFICATION_UNCHECKED = "certification_unchecked"
+    CERTIFICATION_DIGEST = "certification_digest"
+    CERTIFICATION_SIGNATURE = "certification_signature"
+    CERTIFICATION_INVALID = "certification_invalid"
+    CERTIFICATION_REVOKED = "certification_revoked"
+    CERTIFICATION_WRONG_AUTHORITY = "certification_wrong_authority"
+    OFFICER_AFTER_ADMIN_CHANGE = "officer_after_admin_change"
+
+    @property
+    def check(self) -> Check:
+        return _CHECK_OF[self]
+
+
+_CHECK_OF: dict[Code, Check] = {
+    Code.UNKNOWN_REGISTRY: Check.REGISTRY,
+    Code.HASH_MISMATCH: Check.HASHES,
+    Code.EVENT_UNREADABLE: Check.HASHES,
+    Code.NOT_ANCHORED: Check.ANCHORS,
+    Code.MERKLE_PROOF: Check.ANCHORS,
+    Code.ANCHOR_MISSING: Check.ANCHORS,
+    Code.ANCHOR_BLOCK_MISMATCH: Check.ANCHORS,
+    Code.UNCONFIRMED: Check.ANCHORS,
+    Code.CHAIN_UNAVAILABLE: Check.ANCHORS,
+    Code.CHAIN_NOT_CHECKED: Check.ANCHORS,
+    Code.BROKEN_PREV_LINK: Check.PREV_LINKS,
+    Code.FORKED_CHAIN: Check.PREV_LINKS,
+    Code.LOT_ORIGIN_MISSING: Check.PREV_LINKS,
+    Code.LOT_CREATED_TWICE: Check.PREV_LINKS,
+    Code.LOT_MISSING: Check.PREV_LINKS,
+    Code.EVENT_OUTSIDE_LINEAGE: Check.PREV_LINKS,
+    Code.MASS_BALANCE: Check.MASS_BALANCE,
+    Code.IMPLAUSIBLE_YIELD: Check.YIELD,
+    Code.HARVEST_PLOT_MISMATCH: Check.YIELD,
+    Code.HARVEST_CROP_MISMATCH: Check.YIELD,
+    Code.NOT_CERTIFIED: Check.CERTIFICATIONS,
+    Code.CERTIFICATION_UNCHECKED: Check.CERTIFICATIONS,
+    Code.CERTIFICATION_DIGEST: Check.CERTIFICATIONS,
+    Code.CERTIFICATION_SIGNATURE: Check.CERTIFICATIONS,
+    Code.CERTIFICATION_INVALID: Check.CERTIFICATIONS,
+    Code.CERTIFICATION_REVOKED: Check.CERTIFICATIONS,
+    Code.CERTIFICATION_WRONG_AUTHORITY: Check.CERTIFICATIONS,
+    Code.OFFICER_AFTER_ADMIN_CHANGE: Check.CERTIFICATIONS,
+}
+
+
 class Status(StrEnum):
     VERIFIED = "verified"
     WARNING = "warning"
@@ -21,7 +113,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
+    code: Code
     severity: Severity
     th: str
     en: str
@@ -31,7 +123,8 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "code": self.code,
+            "code": self.code.value,
+            "check": self.code.check.value,
             "severity": self.severity.value,
             "event_id": self.event_id,
             "lot_code": self.lot_code,
@@ -51,20 +144,39 @@ _STATUS_OF = {Severity.ERROR: Status.FAILED, Severity.WARNING: Status.WARNING, S
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """One line of a verdict's summary: a check group, how it went, what was checked."""
+
+    check: Check
+    severity: Severity
+    th: str
+    en: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.check.value,
+            "severity": self.severity.value,
+            "message": {"th": self.th, "en": self.en},
+            "detail": self.detail,
+        }
+
+
+def check_result(check: Check, th: str, en: str, findings: list[Finding], **detail: Any) -> CheckResult:
+    """The summary line of ``check``: as severe as the worst finding that counts against it."""
+    return CheckResult(check, worst([f for f in findings if f.code.check is check]), th, en, detail)
+
+
+@dataclass(frozen=True)
 class Verdict:
     lot_code: str
     status: Status
     findings: tuple[Finding, ...]
-    checks: tuple[Finding, ...]
+    checks: tuple[CheckResult, ...]
 
     @classmethod
-    def of(cls, lot_code: str, findings: list[Finding], checks: list[Finding]) -> Verdict:
-        status = {
-            Severity.ERROR: Status.FAILED,
-            Severity.WARNING: Status.WARNING,
-            Severity.OK: Status.VERIFIED,
-        }
-        return cls(lot_code, status[worst(findings)], tuple(findings), tuple(checks))
+    def of(cls, lot_code: str, findings: list[Finding], checks: list[CheckResult]) -> Verdict:
+        return cls(lot_code, _STATUS_OF[worst(findings)], tuple(findings), tuple(checks))
 
     @property
     def ok(self) -> bool:

@@ -92,6 +92,7 @@ def throughput(registry: TraceRegistry, workdir: Path, events: int, batch_max: i
                     kind="harvest",
                     lot_code=lot,
                     plot_id="PLOT-BENCH",
+                    crop="organic-veg",
                     quantity=Quantity(value=Decimal(1)),
                     **common(i),
                 )

@@ -1,6 +1,13 @@
 """Realistic demo data: the organic vegetable group of อบต.หนองสนิท (อ.จอมพระ จ.สุรินทร์), Hom Mali rice of
 Surin, and watermelon of Sakon Nakhon, each lot followed from planting to the port.
 
+It shows every event kind as GS1 US's FSMA 204 recommendations model it: harvests at the farm with the field,
+commodity and variety; cooling of the vegetables and the watermelon (both on FDA's Food Traceability List);
+gradings that reject part of a lot (the rejected quantity as its own ``non_conformant`` event); packing as
+a transformation (a split and a merge); shipments with bill-of-lading and purchase-order numbers and the
+change of owner from the community enterprise to the exporter; receipts at Laem Chabang with a receiving
+advice; and a certification signed by the demo officer's own key.
+
 Demo secrets (PINs, passwords, the officer's passphrase) are printed by ``trace demo --json`` and exist only
 in the demo database; the authority admins are Anvil's public development accounts, used on chain 31337 only.
 """
@@ -13,13 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from eth_account import Account
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_CHAIN_ID
 from traceability.domain.events import (
+    BizDocument,
+    Cooling,
     Grading,
     Harvest,
     LotQuantity,
@@ -33,8 +43,10 @@ from traceability.domain.events import (
 from traceability.errors import ConfigurationError
 from traceability.services.certify import certify_lot
 from traceability.services.events import record_event
+from traceability.services.identity import ensure_id_base
 from traceability.services.parties import enrol_authority, enrol_farmer, enrol_officer, enrol_plot
 from traceability.store import models
+from traceability.store.database import transaction
 
 # Anvil's public development accounts #1 and #2: the demo authorities' admin keys (chain 31337 only).
 DEMO_AUTHORITY_ADMIN_KEYS = (
@@ -57,13 +69,15 @@ GTIN_WATERMELON = gtin14("0885000100003")
 
 @dataclass
 class DemoResult:
+    id_base: str = ""
     lots: list[str] = field(default_factory=list)
-    farmers: list[dict[str, str]] = field(default_factory=list)
+    farmers: list[dict[str, Any]] = field(default_factory=list)
     officers: list[dict[str, str]] = field(default_factory=list)
     certifications: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "id_base": self.id_base,
             "lots": self.lots,
             "accounts": {"farmers": self.farmers, "officers": self.officers},
             "certifications": self.certifications,
@@ -78,20 +92,33 @@ def lq(lot: str, kg: str) -> LotQuantity:
     return LotQuantity(lot_code=lot, quantity=q(kg))
 
 
+def bol(number: str) -> BizDocument:
+    return BizDocument(type="bol", number=number)
+
+
 def seed_demo(
-    session: Session, registry: TraceRegistry, *, id_base: str, now: datetime | None = None
+    sessions: sessionmaker[Session],
+    registry: TraceRegistry,
+    *,
+    id_base: str | None,
+    now: datetime | None = None,
+    tz: str = "Asia/Bangkok",
 ) -> DemoResult:
+    """Seed the demo. Enrolment and certification go to the chain write-ahead (each commits on its own); the
+    events are recorded in one transaction."""
     if registry.chain_id != ANVIL_CHAIN_ID:
         raise ConfigurationError("the demo uses Anvil's public development keys: chain 31337 only")
     now = now or datetime.now(UTC)
-    bkk = timezone_bangkok()
+    local = ZoneInfo(tz)
     result = DemoResult()
     admins = [
         TraceRegistry(registry.w3, registry.address, Account.from_key(k)) for k in DEMO_AUTHORITY_ADMIN_KEYS
     ]
+    with transaction(sessions) as session:
+        result.id_base = ensure_id_base(session, id_base)
 
     nsn = enrol_authority(
-        session,
+        sessions,
         code="LAO-NONGSANIT",
         name_th="องค์การบริหารส่วนตำบลหนองสนิท",
         name_en="Nong Sanit Subdistrict Administrative Organization",
@@ -101,7 +128,7 @@ def seed_demo(
         registrar=registry,
     )
     ckr = enrol_authority(
-        session,
+        sessions,
         code="LAO-CHIANGKHRUEA",
         name_th="องค์การบริหารส่วนตำบลเชียงเครือ",
         name_en="Chiang Khruea Subdistrict Administrative Organization",
@@ -111,38 +138,43 @@ def seed_demo(
         registrar=registry,
     )
     group = "วิสาหกิจชุมชนกลุ่มผักอินทรีย์บ้านหนองสนิท"
+    rice_group = "กลุ่มข้าวหอมมะลิอินทรีย์หนองสนิท"
     farmers_spec = [
         ("F-0001", nsn, "นางสมพร ใจดี", "0812345601", "1601", group),
-        ("F-0002", nsn, "นายบุญมี ศรีสุข", "0812345602", "1602", "กลุ่มข้าวหอมมะลิอินทรีย์หนองสนิท"),
-        ("F-0003", nsn, "นางสาวมะลิ ทองคำ", "0812345603", "1603", "กลุ่มข้าวหอมมะลิอินทรีย์หนองสนิท"),
+        ("F-0002", nsn, "นายบุญมี ศรีสุข", "0812345602", "1602", rice_group),
+        ("F-0003", nsn, "นางสาวมะลิ ทองคำ", "0812345603", "1603", rice_group),
         ("F-0004", ckr, "นายประเสริฐ แก้วมณี", "0812345604", "1604", "กลุ่มผู้ปลูกแตงโมเชียงเครือ"),
     ]
-    farmers = {}
-    for code, auth, name, phone, pin, grp in farmers_spec:
-        farmers[code] = enrol_farmer(
-            session, code=code, authority=auth, display_name=name, phone=phone, pin=pin, group_th=grp
-        )
-        result.farmers.append({"code": code, "phone": phone, "pin": pin})
     plots_spec = [
         ("PLOT-NSN-01", "F-0001", "บ้านหนองสนิท หมู่ 1", "Ban Nong Sanit, Moo 1", "2.5", "15.1108", "103.6163"),
         ("PLOT-NSN-02", "F-0002", "บ้านโคกกลาง หมู่ 4", "Ban Khok Klang, Moo 4", "8", "15.1031", "103.6290"),
         ("PLOT-NSN-03", "F-0003", "บ้านหนองสนิท หมู่ 2", "Ban Nong Sanit, Moo 2", "5", "15.1152", "103.6071"),
         ("PLOT-CKR-01", "F-0004", "บ้านเชียงเครือ หมู่ 3", "Ban Chiang Khruea, Moo 3", "4", "17.1289", "104.0647"),
     ]
-    for code, farmer, vth, ven, rai, lat, lon in plots_spec:
-        enrol_plot(
-            session,
-            code=code,
-            farmer=farmers[farmer],
-            village_th=vth,
-            village_en=ven,
-            area_rai=Decimal(rai),
-            lat=Decimal(lat),
-            lon=Decimal(lon),
-        )
+    with transaction(sessions) as session:
+        farmers = {}
+        for code, auth, name, phone, pin, grp in farmers_spec:
+            farmers[code] = enrol_farmer(
+                session, code=code, authority=auth, display_name=name, phone=phone, pin=pin, group_th=grp
+            )
+        for code, farmer, vth, ven, rai, lat, lon in plots_spec:
+            enrol_plot(
+                session,
+                code=code,
+                farmer=farmers[farmer],
+                village_th=vth,
+                village_en=ven,
+                area_rai=Decimal(rai),
+                lat=Decimal(lat),
+                lon=Decimal(lon),
+            )
+    for code, _auth, _name, phone, pin, _grp in farmers_spec:
+        plots = [p[0] for p in plots_spec if p[1] == code]
+        result.farmers.append({"code": code, "phone": phone, "pin": pin, "plots": plots})
+
     officer_password, officer_passphrase = "nongsanit-demo-2026", "ลายมือชื่อ-หนองสนิท-2026"
     enrol_officer(
-        session,
+        sessions,
         username="officer.nongsanit",
         display_name="นายสมชาย ประจำตำบล",
         authority=nsn,
@@ -159,19 +191,48 @@ def seed_demo(
         }
     )
 
+    with transaction(sessions) as session:
+        result.lots = _record_demo_events(session, result.id_base, now, local)
+
+    cert = certify_lot(
+        sessions,
+        registry,
+        officer_username="officer.nongsanit",
+        passphrase=officer_passphrase,
+        lot_code=VEG,
+        standard="เกษตรอินทรีย์ อปท. (Organic Thailand PGS)",
+        certificate_hash="0x" + hashlib.sha256(f"PGS certificate for {VEG}".encode()).hexdigest(),
+        place_id="LAO-NONGSANIT",
+        id_base=result.id_base,
+        expires=int((now + timedelta(days=365)).timestamp()),
+        event_time=now - timedelta(hours=1),
+        tz=tz,
+    )
+    result.certifications.append(cert.cert_id)
+    return result
+
+
+VEG = "NSN-VEG-2609-01"
+
+
+def _record_demo_events(session: Session, id_base: str, now: datetime, local: ZoneInfo) -> list[str]:
     def at(days_ago: float, hour: int = 8) -> datetime:
-        day = (now - timedelta(days=days_ago)).astimezone(bkk)
+        day = (now - timedelta(days=days_ago)).astimezone(local)
         return day.replace(hour=hour, minute=30, second=0, microsecond=0)
 
     def rec(event: Any) -> None:
         record_event(session, event, id_base=id_base)
 
-    def base(actor: str, place: str, when: datetime, **kw: Any) -> dict[str, Any]:
-        return {"event_id": uuid.uuid4(), "actor": actor, "place": Place(id=place), "event_time": when, **kw}
+    def base(actor: str, place: str | Place, when: datetime, **kw: Any) -> dict[str, Any]:
+        where = place if isinstance(place, Place) else Place(id=place)
+        return {"event_id": uuid.uuid4(), "actor": actor, "place": where, "event_time": when, **kw}
 
-    plot1 = Place(id="PLOT-NSN-01", lat=Decimal("15.1108"), lon=Decimal("103.6163"))
-    # --- organic vegetables: plant, harvest, grade, split into two packed lots, ship to Laem Chabang ---
-    veg = "NSN-VEG-2609-01"
+    def farm(code: str, lat: str, lon: str) -> Place:
+        return Place(id=code, lat=Decimal(lat), lon=Decimal(lon))
+
+    # --- organic vegetables: plant, harvest, cool, grade (part rejected), split, ship to Laem Chabang ---
+    veg = VEG
+    farm1 = farm("FARM-NSN-01", "15.1108", "103.6163")
     rec(
         Planting(
             kind="planting",
@@ -180,7 +241,7 @@ def seed_demo(
             crop="organic-veg",
             variety="ผักคะน้าและผักกาดหอม",
             area_rai=Decimal("2.5"),
-            **{**base("F-0001", "PLOT-NSN-01", at(75)), "place": plot1},
+            **base("F-0001", farm1, at(75)),
             note="ปลูกแบบอินทรีย์ ใช้ปุ๋ยหมักในชุมชน",
         )
     )
@@ -189,8 +250,24 @@ def seed_demo(
             kind="harvest",
             lot_code=veg,
             plot_id="PLOT-NSN-01",
+            crop="organic-veg",
+            variety="ผักคะน้าและผักกาดหอม",
             quantity=q("1250"),
-            **{**base("F-0001", "PLOT-NSN-01", at(30, 6)), "place": plot1},
+            **base("F-0001", farm1, at(30, 6)),
+        )
+    )
+    rec(
+        Cooling(
+            kind="cooling",
+            lot_code=veg,
+            quantity=q("1250"),
+            method="hydro_cooling",
+            temperatures=(
+                TemperatureReading(time=at(30, 7), celsius=Decimal("18.5")),
+                TemperatureReading(time=at(30, 8), celsius=Decimal("6.0")),
+            ),
+            **base("F-0001", "PH-NSN", at(30, 7)),
+            note="ล้างและแช่น้ำเย็นก่อนคัด",
         )
     )
     rec(
@@ -198,8 +275,18 @@ def seed_demo(
             kind="grading",
             lot_code=veg,
             grade="เกรด A",
-            accepted=q("1190"),
-            rejected=q("60"),
+            quantity=q("1190"),
+            disposition="conformant",
+            **base("F-0001", "PH-NSN", at(30, 10)),
+        )
+    )
+    rec(
+        Grading(
+            kind="grading",
+            lot_code=veg,
+            grade="ตกเกรด",
+            quantity=q("60"),
+            disposition="non_conformant",
             **base("F-0001", "PH-NSN", at(30, 10)),
             note="คัดใบเหลืองและใบที่มีรอยแมลงออก",
         )
@@ -227,6 +314,9 @@ def seed_demo(
                 TemperatureReading(time=at(29, 14), celsius=Decimal("4.5")),
                 TemperatureReading(time=at(29, 20), celsius=Decimal("5.0")),
             ),
+            documents=(bol("BL-2569-000118"), BizDocument(type="po", number="PO-EXP-2569-042")),
+            owner_from="CE-NSN-01",
+            owner_to="EXP-0001",
             **base("F-0001", "PH-NSN", at(29, 13)),
         )
     )
@@ -238,72 +328,68 @@ def seed_demo(
             source="PH-NSN",
             destination="PORT-LCB",
             vehicle="รถห้องเย็น 70-1234 สุรินทร์",
+            documents=(bol("BL-2569-000118"), BizDocument(type="recadv", number="RA-LCB-2569-0907")),
             **base("EXP-0001", "PORT-LCB", at(28, 6)),
         )
     )
 
     # --- Hom Mali rice: two farmers' paddy, graded, merged into one milled export lot ---
     rice1, rice2, rice_m = "NSN-HML-2606-02", "NSN-HML-2606-03", "NSN-HML-2611-M1"
-    rec(
-        Planting(
-            kind="planting",
-            lot_code=rice1,
-            plot_id="PLOT-NSN-02",
-            crop="hom-mali-105",
-            variety="ขาวดอกมะลิ 105",
-            area_rai=Decimal("8"),
-            **base("F-0002", "PLOT-NSN-02", at(160)),
+    farm2 = farm("FARM-NSN-02", "15.1031", "103.6290")
+    farm3 = farm("FARM-NSN-03", "15.1152", "103.6071")
+    for lot, plot, where, rai, days in (
+        (rice1, "PLOT-NSN-02", farm2, "8", 160),
+        (rice2, "PLOT-NSN-03", farm3, "5", 158),
+    ):
+        actor = "F-0002" if lot == rice1 else "F-0003"
+        rec(
+            Planting(
+                kind="planting",
+                lot_code=lot,
+                plot_id=plot,
+                crop="hom-mali-105",
+                variety="ขาวดอกมะลิ 105",
+                area_rai=Decimal(rai),
+                **base(actor, where, at(days)),
+            )
         )
-    )
-    rec(
-        Planting(
-            kind="planting",
-            lot_code=rice2,
-            plot_id="PLOT-NSN-03",
-            crop="hom-mali-105",
-            variety="ขาวดอกมะลิ 105",
-            area_rai=Decimal("5"),
-            **base("F-0003", "PLOT-NSN-03", at(158)),
+    for lot, plot, where, kg, days in (
+        (rice1, "PLOT-NSN-02", farm2, "3400", 40),
+        (rice2, "PLOT-NSN-03", farm3, "2150.5", 39),
+    ):
+        rec(
+            Harvest(
+                kind="harvest",
+                lot_code=lot,
+                plot_id=plot,
+                crop="hom-mali-105",
+                variety="ขาวดอกมะลิ 105",
+                quantity=q(kg),
+                **base("F-0002" if lot == rice1 else "F-0003", where, at(days)),
+            )
         )
-    )
-    rec(
-        Harvest(
-            kind="harvest",
-            lot_code=rice1,
-            plot_id="PLOT-NSN-02",
-            quantity=q("3400"),
-            **base("F-0002", "PLOT-NSN-02", at(40)),
+    for lot, accepted, rejected, hour in ((rice1, "3350", "50", 8), (rice2, "2120.5", "30", 11)):
+        actor = "F-0002" if lot == rice1 else "F-0003"
+        rec(
+            Grading(
+                kind="grading",
+                lot_code=lot,
+                grade="ข้าวเปลือกหอมมะลิ ความชื้นไม่เกิน 15%",
+                quantity=q(accepted),
+                disposition="conformant",
+                **base(actor, "MILL-NSN", at(35, hour)),
+            )
         )
-    )
-    rec(
-        Harvest(
-            kind="harvest",
-            lot_code=rice2,
-            plot_id="PLOT-NSN-03",
-            quantity=q("2150.5"),
-            **base("F-0003", "PLOT-NSN-03", at(39)),
+        rec(
+            Grading(
+                kind="grading",
+                lot_code=lot,
+                grade="ตกเกรด เมล็ดลีบ",
+                quantity=q(rejected),
+                disposition="non_conformant",
+                **base(actor, "MILL-NSN", at(35, hour)),
+            )
         )
-    )
-    rec(
-        Grading(
-            kind="grading",
-            lot_code=rice1,
-            grade="ข้าวเปลือกหอมมะลิ ความชื้นไม่เกิน 15%",
-            accepted=q("3350"),
-            rejected=q("50"),
-            **base("F-0002", "MILL-NSN", at(35)),
-        )
-    )
-    rec(
-        Grading(
-            kind="grading",
-            lot_code=rice2,
-            grade="ข้าวเปลือกหอมมะลิ ความชื้นไม่เกิน 15%",
-            accepted=q("2120.5"),
-            rejected=q("30"),
-            **base("F-0003", "MILL-NSN", at(35, 11)),
-        )
-    )
     rec(
         Packing(
             kind="packing",
@@ -322,6 +408,9 @@ def seed_demo(
             source="MILL-NSN",
             destination="PORT-LCB",
             vehicle="รถบรรทุก 82-5678 สุรินทร์",
+            documents=(bol("BL-2569-000131"), BizDocument(type="po", number="PO-EXP-2569-051")),
+            owner_from="CE-NSN-02",
+            owner_to="EXP-0001",
             **base("F-0002", "MILL-NSN", at(20)),
         )
     )
@@ -333,12 +422,14 @@ def seed_demo(
             source="MILL-NSN",
             destination="PORT-LCB",
             vehicle="รถบรรทุก 82-5678 สุรินทร์",
+            documents=(bol("BL-2569-000131"),),
             **base("EXP-0001", "PORT-LCB", at(19)),
         )
     )
 
-    # --- watermelon of Sakon Nakhon ---
+    # --- watermelon of Sakon Nakhon: harvested, cooled, graded, packed, on its way ---
     wm, wm_p = "SKN-WM-2608-01", "SKN-WM-2608-01P"
+    farm4 = farm("FARM-CKR-01", "17.1289", "104.0647")
     rec(
         Planting(
             kind="planting",
@@ -347,7 +438,7 @@ def seed_demo(
             crop="watermelon",
             variety="ตอร์ปิโด",
             area_rai=Decimal("4"),
-            **base("F-0004", "PLOT-CKR-01", at(100)),
+            **base("F-0004", farm4, at(100)),
         )
     )
     rec(
@@ -355,8 +446,20 @@ def seed_demo(
             kind="harvest",
             lot_code=wm,
             plot_id="PLOT-CKR-01",
+            crop="watermelon",
+            variety="ตอร์ปิโด",
             quantity=q("14200"),
-            **base("F-0004", "PLOT-CKR-01", at(30, 5)),
+            **base("F-0004", farm4, at(30, 5)),
+        )
+    )
+    rec(
+        Cooling(
+            kind="cooling",
+            lot_code=wm,
+            quantity=q("14200"),
+            method="forced_air",
+            temperatures=(TemperatureReading(time=at(30, 8), celsius=Decimal("14.0")),),
+            **base("F-0004", "PH-CKR", at(30, 7)),
         )
     )
     rec(
@@ -364,8 +467,18 @@ def seed_demo(
             kind="grading",
             lot_code=wm,
             grade="เกรดส่งออก 3–5 กก./ผล",
-            accepted=q("13100"),
-            rejected=q("1100"),
+            quantity=q("13100"),
+            disposition="conformant",
+            **base("F-0004", "PH-CKR", at(30, 9)),
+        )
+    )
+    rec(
+        Grading(
+            kind="grading",
+            lot_code=wm,
+            grade="ตกเกรด ผลเล็กหรือแตก",
+            quantity=q("1100"),
+            disposition="non_conformant",
             **base("F-0004", "PH-CKR", at(30, 9)),
         )
     )
@@ -386,33 +499,14 @@ def seed_demo(
             source="PH-CKR",
             destination="PORT-LCB",
             vehicle="รถบรรทุก 83-4321 สกลนคร",
+            documents=(bol("BL-2569-000140"),),
+            owner_from="CE-CKR-01",
+            owner_to="EXP-0001",
             **base("F-0004", "PH-CKR", at(28)),
         )
     )
-
     session.flush()
-    cert = certify_lot(
-        session,
-        registry,
-        officer_username="officer.nongsanit",
-        passphrase=officer_passphrase,
-        lot_code=veg,
-        standard="เกษตรอินทรีย์ อปท. (Organic Thailand PGS)",
-        certificate_hash="0x" + hashlib.sha256(f"PGS certificate for {veg}".encode()).hexdigest(),
-        place_id="LAO-NONGSANIT",
-        id_base=id_base,
-        expires=int((now + timedelta(days=365)).timestamp()),
-        event_time=now - timedelta(hours=1),
-    )
-    result.certifications.append(cert.cert_id)
-    result.lots = [veg, veg_a, veg_b, rice1, rice2, rice_m, wm, wm_p]
-    return result
-
-
-def timezone_bangkok() -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo("Asia/Bangkok")
+    return [veg, veg_a, veg_b, rice1, rice2, rice_m, wm, wm_p]
 
 
 def is_seeded(session: Session) -> bool:

@@ -1,5 +1,10 @@
 """Record an event: validate it against the ledger, link it into each lot's hash chain, store its EPCIS body
-and CBV 2.0 hash with an outbox row in the same transaction."""
+and CBV 2.0 hash with an outbox row in the same transaction.
+
+The service completes what only the ledger knows before the body is built: ``prev`` (each lot's head) and,
+for a planting, the อปท. (``authority``) its plot belongs to. A retry with the same ``event_id`` (or the same
+``Idempotency-Key``) and the same content returns the stored event; different content is a 409 conflict.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from traceability.domain.epcis import from_epcis, in_canonical_order, to_epcis
 from traceability.domain.events import (
     EVENT_ADAPTER,
     Certification,
+    Cooling,
     Event,
     Grading,
     Harvest,
@@ -28,7 +34,9 @@ from traceability.domain.events import (
 )
 from traceability.domain.hashing import event_hash, hash_hex
 from traceability.domain.lineage import Balance, apply_event, created_lots
+from traceability.domain.states import LotRole, OutboxStatus
 from traceability.errors import ChainConflict, Conflict, Forbidden, InvalidEvent, NotFound
+from traceability.services.identity import ensure_id_base
 from traceability.store import models
 from traceability.store.repository import Repository
 
@@ -57,7 +65,16 @@ def stored_event(row: models.Event) -> Event:
     return from_epcis(codec.loads(row.body))
 
 
-def _existing(row: models.Event, lots: tuple[str, ...]) -> RecordedEvent:
+def _existing(row: models.Event, event: Event, lots: tuple[str, ...]) -> RecordedEvent:
+    """The stored event, if ``event`` says the same thing; a 409 if it is another event under the same id."""
+    stored = stored_event(row)
+    filled: dict[str, object] = {"prev": ()}
+    if isinstance(event, Planting) and event.authority is None:
+        filled["authority"] = None  # the service filled it in when it was first recorded
+    if stored.model_copy(update=filled) != event.model_copy(update={"prev": ()}):
+        raise Conflict(
+            f"event {event.event_id} was already recorded with different content", code="event_conflict"
+        )
     return RecordedEvent(row.id, row.hash, row.kind, lots, created=False)
 
 
@@ -70,6 +87,7 @@ def record_event(
     enforce_ownership: bool = True,
 ) -> RecordedEvent:
     repo = Repository(session)
+    id_base = ensure_id_base(session, id_base)
     touched = lots_touched(event)
 
     # A retry (same key, or the same client-made event id) returns what the first attempt stored.
@@ -77,14 +95,16 @@ def record_event(
         prior = repo.event_by_key(idempotency_key)
         if prior is not None:
             if prior.id != event.event_id:
-                raise Conflict("Idempotency-Key was already used for a different event")
-            return _existing(prior, touched)
+                raise Conflict(
+                    "Idempotency-Key was already used for a different event", code="idempotency_conflict"
+                )
+            return _existing(prior, event, touched)
     prior = repo.event(event.event_id)
     if prior is not None:
-        return _existing(prior, touched)
+        return _existing(prior, event, touched)
 
     new_lots = set(created_lots(event))
-    gtins = _check_against_ledger(repo, event, new_lots, enforce_ownership=enforce_ownership)
+    event, gtins = _check_against_ledger(repo, event, new_lots, enforce_ownership=enforce_ownership)
 
     heads = {lot: repo.head(lot) for lot in touched if lot not in new_lots}
     missing = [lot for lot, h in heads.items() if h is None]
@@ -107,11 +127,15 @@ def record_event(
     session.add(row)
     for lot in touched:
         head = heads.get(lot)
-        role = "out" if lot in new_lots else ("in" if isinstance(event, Packing) else "subject")
+        role = LotRole.SUBJECT
+        if lot in new_lots:
+            role = LotRole.OUT
+        elif isinstance(event, Packing):
+            role = LotRole.IN
         session.add(
             models.EventLot(event_id=row.id, lot_code=lot, seq=(head[0] + 1) if head else 1, role=role)
         )
-    session.add(models.Outbox(event_id=row.id, status="pending"))
+    session.add(models.Outbox(event_id=row.id, status=OutboxStatus.PENDING))
     try:
         session.flush()
     except IntegrityError as exc:
@@ -122,8 +146,9 @@ def record_event(
 
 def _check_against_ledger(
     repo: Repository, event: Event, new_lots: set[str], *, enforce_ownership: bool
-) -> dict[str, str]:
-    """Refuse what the ledger says cannot be true; create lot rows for new lots. Returns lot → GTIN."""
+) -> tuple[Event, dict[str, str]]:
+    """Refuse what the ledger says cannot be true; create lot rows for new lots. Returns the event completed
+    with what the ledger knows (a planting's authority) and lot → GTIN."""
     for lot in new_lots:
         if repo.lot(lot) is not None:
             raise InvalidEvent(f"lot {lot} already exists", code="lot_exists")
@@ -139,6 +164,14 @@ def _check_against_ledger(
 
     if isinstance(event, Planting):
         plot = _plot_of(repo, event.plot_id, event.actor, enforce_ownership)
+        authority = repo.authority(plot.authority_id)
+        assert authority is not None  # a foreign key
+        if event.authority is not None and event.authority != authority.code:
+            raise InvalidEvent(
+                f"plot {event.plot_id} belongs to {authority.code}, not {event.authority}",
+                code="authority_mismatch",
+            )
+        event = event.model_copy(update={"authority": authority.code})
         c = crop(event.crop)
         repo.session.add(
             models.Lot(
@@ -156,6 +189,10 @@ def _check_against_ledger(
         if lot_row is not None and lot_row.plot_id != plot.id:
             raise InvalidEvent(
                 f"lot {event.lot_code} was not planted on plot {event.plot_id}", code="plot_mismatch"
+            )
+        if lot_row is not None and lot_row.crop != event.crop:
+            raise InvalidEvent(
+                f"lot {event.lot_code} was planted as {lot_row.crop}, not {event.crop}", code="crop_mismatch"
             )
     elif isinstance(event, Packing):
         first = repo.lot(event.inputs[0].lot_code)
@@ -178,7 +215,7 @@ def _check_against_ledger(
         pass  # signatures and officer rights are checked by the certification service
 
     _check_balance(repo, event)
-    return gtins
+    return event, gtins
 
 
 def _plot_of(repo: Repository, plot_code: str, actor: str, enforce_ownership: bool) -> models.Plot:
@@ -194,8 +231,8 @@ def _plot_of(repo: Repository, plot_code: str, actor: str, enforce_ownership: bo
 
 def _check_balance(repo: Repository, event: Event) -> None:
     """Replay the touched lots' history and refuse an event that takes out more than they hold."""
-    if not isinstance(event, Grading | Packing | Transport):
-        return  # planting, harvest, certification and revocation take nothing out of a lot
+    if not isinstance(event, Cooling | Grading | Packing | Transport):
+        return  # planting, harvest, certification and revocation neither take out nor observe quantities
     lots = list(lots_touched(event))
     balance = Balance.empty()
     for row in repo.events_touching(lots):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from traceability.domain import codec
 from traceability.domain.epcis import epcis_document, from_epcis
-from traceability.domain.events import Grading, Harvest, Packing, Planting, Transport
+from traceability.domain.events import Cooling, Event, Harvest, Packing, Transport
 from traceability.errors import NotFound
 from traceability.store.repository import Repository
 
@@ -34,24 +34,89 @@ FSMA_COLUMNS = [
     "Event Date",
     "Event Time (UTC)",
     "Product Description",
+    "Commodity",
+    "Variety",
     "Quantity",
     "Unit of Measure",
     "Location",
+    "Field",
     "Ship From",
     "Ship To",
+    "Cooling Method",
     "Input Traceability Lot Codes",
-    "Reference Document",
+    "Reference Document Type",
+    "Reference Document Number",
+    "Event ID",
 ]
 
-_CTE = {
-    "harvest": "Harvesting",
-    "packing": "Initial Packing / Transformation",
-    "grading": "Cooling/Inspection",
-}
+
+def _row(**values: str) -> dict[str, str]:
+    return values
+
+
+def _cte_rows(ev: Event) -> list[dict[str, str]]:
+    """The FSMA 204 rows of one event. Planting, grading and certification are not critical tracking events
+    (21 CFR 1.1325–1.1350) and give none; they stay in the EPCIS export and the proof bundle."""
+    docs = ev.documents if isinstance(ev, Transport) else ()
+    doc_type = ";".join(d.type for d in docs)
+    doc_number = ";".join(d.number for d in docs)
+    if isinstance(ev, Harvest):
+        return [
+            _row(
+                lot=ev.lot_code,
+                cte="Harvesting",
+                commodity=ev.crop,
+                variety=ev.variety or "",
+                quantity=str(ev.quantity.value),
+                uom=ev.quantity.uom.value,
+                location=ev.place.id,
+                field=ev.plot_id,
+            )
+        ]
+    if isinstance(ev, Cooling):
+        return [
+            _row(
+                lot=ev.lot_code,
+                cte="Cooling",
+                quantity=str(ev.quantity.value),
+                uom=ev.quantity.uom.value,
+                location=ev.place.id,
+                cooling=ev.method.value,
+            )
+        ]
+    if isinstance(ev, Packing):
+        inputs = ";".join(i.lot_code for i in ev.inputs)
+        return [
+            _row(
+                lot=o.lot_code,
+                cte="Initial Packing / Transformation",
+                quantity=str(o.quantity.value),
+                uom=o.quantity.uom.value,
+                location=ev.place.id,
+                inputs=inputs,
+            )
+            for o in ev.outputs
+        ]
+    if isinstance(ev, Transport):
+        return [
+            _row(
+                lot=item.lot_code,
+                cte="Shipping" if ev.leg == "ship" else "Receiving",
+                quantity=str(item.quantity.value),
+                uom=item.quantity.uom.value,
+                location=ev.place.id,
+                ship_from=ev.source,
+                ship_to=ev.destination,
+                doc_type=doc_type,
+                doc_number=doc_number,
+            )
+            for item in ev.items
+        ]
+    return []
 
 
 def export_fsma204(session: Session, lot_code: str) -> str:
-    """FSMA 204 electronic sortable spreadsheet: one row per critical tracking event and lot."""
+    """FSMA 204 electronic sortable spreadsheet (CSV): one row per critical tracking event and lot."""
     repo = Repository(session)
     bodies = _lineage_rows(session, lot_code)
     out = io.StringIO()
@@ -60,83 +125,28 @@ def export_fsma204(session: Session, lot_code: str) -> str:
     for body in bodies:
         ev = from_epcis(body)
         when = ev.event_time.astimezone(UTC)
-        ref = str(body.get("eventID", ""))
-        rows: list[list[str]] = []
-        if isinstance(ev, Harvest):
-            rows.append(
-                [
-                    ev.lot_code,
-                    "Harvesting",
-                    str(ev.quantity.value),
-                    ev.quantity.uom.value,
-                    ev.plot_id,
-                    "",
-                    "",
-                    "",
-                ]
-            )
-        elif isinstance(ev, Planting):
-            rows.append([ev.lot_code, "Growing (planting)", "", "", ev.plot_id, "", "", ""])
-        elif isinstance(ev, Grading):
-            rows.append(
-                [
-                    ev.lot_code,
-                    "Inspecting",
-                    str(ev.accepted.value),
-                    ev.accepted.uom.value,
-                    ev.place.id,
-                    "",
-                    "",
-                    "",
-                ]
-            )
-        elif isinstance(ev, Packing):
-            inputs = ";".join(i.lot_code for i in ev.inputs)
-            for o in ev.outputs:
-                rows.append(
-                    [
-                        o.lot_code,
-                        "Transformation (packing)",
-                        str(o.quantity.value),
-                        o.quantity.uom.value,
-                        ev.place.id,
-                        "",
-                        "",
-                        inputs,
-                    ]
-                )
-        elif isinstance(ev, Transport):
-            cte = "Shipping" if ev.leg == "ship" else "Receiving"
-            for item in ev.items:
-                rows.append(
-                    [
-                        item.lot_code,
-                        cte,
-                        str(item.quantity.value),
-                        item.quantity.uom.value,
-                        ev.place.id,
-                        ev.source,
-                        ev.destination,
-                        "",
-                    ]
-                )
-        for r in rows:
-            lot = repo.lot(r[0])
-            product = lot.product_en if lot else ""
+        for r in _cte_rows(ev):
+            lot = repo.lot(r["lot"])
             writer.writerow(
                 [
-                    r[0],
-                    r[1],
+                    r["lot"],
+                    r["cte"],
                     when.date().isoformat(),
                     when.strftime("%H:%M:%S"),
-                    product,
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    r[6],
-                    r[7],
-                    ref,
+                    lot.product_en if lot else "",
+                    r.get("commodity", lot.crop if lot else ""),
+                    r.get("variety", ""),
+                    r.get("quantity", ""),
+                    r.get("uom", ""),
+                    r.get("location", ""),
+                    r.get("field", ""),
+                    r.get("ship_from", ""),
+                    r.get("ship_to", ""),
+                    r.get("cooling", ""),
+                    r.get("inputs", ""),
+                    r.get("doc_type", ""),
+                    r.get("doc_number", ""),
+                    str(body.get("eventID", "")),
                 ]
             )
     return out.getvalue()
