@@ -22,8 +22,8 @@ $(NPM_OK): package.json package-lock.json
 
 install: $(VENV_OK) $(NPM_OK) ## create .venv and node_modules with every pinned dependency
 
-run: install ## local chain + migrate + deploy once + demo data + worker + web on http://127.0.0.1:8000
-	$(PY) scripts/dev.py
+run: install ## local chain, migrate, deploy once, demo data, worker, web on :8000 (ARGS="--port N")
+	$(PY) scripts/dev.py $(ARGS)
 
 test: install ## the whole suite: real Anvil, SQLite and PostgreSQL
 	$(PY) -m pytest -q -p no:cacheprovider
