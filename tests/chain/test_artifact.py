@@ -28,6 +28,7 @@ def test_fresh_compile_equals_committed_artifact(fresh: dict[str, Any]) -> None:
     assert fresh["abi"] == committed["abi"]
     assert fresh["bytecode"] == committed["bytecode"]
     assert fresh["deployedBytecode"] == committed["deployedBytecode"]
+    assert fresh["immutableReferences"] == committed["immutableReferences"]
     # Byte for byte, so `make compile-contracts` on a clean tree leaves no diff.
     assert dump_artifact(fresh) == artifact_path("TraceRegistry").read_text(encoding="utf-8")
 
@@ -47,12 +48,29 @@ def test_abi_has_the_interface_the_client_uses() -> None:
     abi = load_artifact()["abi"]
     names = {item.get("name") for item in abi}
     for name in (
-        "anchor", "anchoredAt", "verifyEvent", "addAuthority", "setAuthorityAdmin", "addOfficer",
-        "revokeOfficer", "officerStatus", "isOfficerAt", "certify", "revoke", "isValid", "certificationOf",
-        "nonces", "Anchored", "Certified", "Revoked", "NotAnOfficer", "InvalidAccountNonce",
+        "anchor", "anchoredAt", "verifyEvent", "addAuthority", "proposeAuthorityAdmin",
+        "acceptAuthorityAdmin", "authorityAdmin", "authorityAdminSince", "authorityAddedAt",
+        "pendingAuthorityAdmin", "addOfficer", "revokeOfficer", "officerStatus", "isOfficerAt", "certify",
+        "cancelNonce", "revoke", "isValid", "certificationOf", "nonces", "beginDefaultAdminTransfer",
+        "acceptDefaultAdminTransfer", "Anchored", "Certified", "Revoked", "NonceCancelled",
+        "AuthorityAdminProposed", "NotAnOfficer", "InvalidAccountNonce", "RevocationBeforeValidFrom",
+        "NotPendingAuthorityAdmin",
     ):  # fmt: skip
         assert name in names, name
+    assert "setAuthorityAdmin" not in names  # one-step takeover of an authority: removed
     assert all(item["type"] != "error" or item["name"][0].isupper() for item in abi)
+
+
+def test_immutable_references_point_at_zeroed_words_of_the_runtime_code() -> None:
+    artifact = load_artifact()
+    runtime = bytes.fromhex(artifact["deployedBytecode"][2:])
+    ranges = [r for refs in artifact["immutableReferences"].values() for r in refs]
+    # OpenZeppelin's EIP712: cached domain separator, chain id and address, hashed name and version, and
+    # the name and version as short strings.
+    assert len(ranges) == 7
+    for r in ranges:
+        assert r["length"] == 32 and r["start"] + r["length"] <= len(runtime)
+        assert runtime[r["start"] : r["start"] + r["length"]] == bytes(32)
 
 
 def test_load_artifact_returns_a_fresh_copy() -> None:

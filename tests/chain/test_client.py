@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
+from eth_utils.conversions import to_bytes
+from registry_kit import deploy_runtime, mine
 from web3 import Web3
+from web3.utils.address import get_create_address
 
+from traceability.chain.artifacts import load_artifact
 from traceability.chain.devnode import AnvilNode, free_port
 from traceability.chain.eip712 import (
     CERTIFICATION_TYPEHASH,
@@ -37,19 +40,6 @@ from traceability.chain.sender import TxSender
 from traceability.domain.merkle import MerkleTree
 from traceability.errors import ChainError, ChainUnavailable, ConfigurationError, TransactionFailed
 
-MNEMONIC = "test test test test test test test test test test test junk"
-
-
-@pytest.fixture(scope="module")
-def accounts() -> list[LocalAccount]:
-    Account.enable_unaudited_hdwallet_features()
-    return [Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
-
-
-@pytest.fixture(scope="module")
-def senders(w3: Web3, accounts: list[LocalAccount]) -> list[TxSender]:
-    return [TxSender(w3, a) for a in accounts]
-
 
 @pytest.fixture(scope="module")
 def registry(w3: Web3, accounts: list[LocalAccount], senders: list[TxSender]) -> TraceRegistry:
@@ -68,23 +58,65 @@ def root(tag: str) -> bytes:
     return MerkleTree([hashlib.sha256(tag.encode()).digest()]).root
 
 
-def mine(w3: Web3, blocks: int = 1) -> None:
-    for _ in range(blocks):
-        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-
-
 # ---------------------------------------------------------------------------------------------- deploy
 
 
 def test_deploy_defaults_and_roles(registry: TraceRegistry, accounts: list[LocalAccount], w3: Web3) -> None:
-    assert registry.has_code()
+    assert registry.is_trace_registry()
     assert registry.chain_id == 31337 == w3.eth.chain_id
     assert Web3.is_checksum_address(registry.address)
     assert registry.has_role("admin", accounts[0].address)
     assert registry.has_role("registrar", accounts[0].address)
     assert registry.has_role("anchorer", accounts[8].address)
     assert not registry.has_role("anchorer", accounts[0].address)
-    assert not TraceRegistry(w3, "0x" + "42" * 20).has_code()
+    assert registry.default_admin() == accounts[0].address
+    assert registry.default_admin_delay() == 0
+
+
+def test_is_trace_registry_checks_the_runtime_code(
+    w3: Web3, registry: TraceRegistry, senders: list[TxSender]
+) -> None:
+    assert TraceRegistry(w3, registry.address).is_trace_registry()  # read-only clients can check too
+    assert not TraceRegistry(w3, "0x" + "42" * 20).is_trace_registry()  # no code (a reset dev chain)
+    other = deploy_runtime(senders[9], bytes.fromhex("600160005260206000f3"))  # returns 1 to any call
+    assert not TraceRegistry(w3, other).is_trace_registry()
+    runtime = bytes.fromhex(load_artifact()["deployedBytecode"][2:])
+    altered = bytearray(runtime)
+    altered[len(altered) // 2] ^= 0xFF
+    assert not TraceRegistry(w3, deploy_runtime(senders[9], bytes(altered))).is_trace_registry()
+
+
+def test_is_trace_registry_refuses_our_code_with_a_foreign_domain(
+    w3: Web3, registry: TraceRegistry, accounts: list[LocalAccount], senders: list[TxSender]
+) -> None:
+    """Our runtime deployed by other init code, which chose the immutables: the code equals the artifact
+    outside them, so only the EIP-712 domain check tells a replaying copy from a genuine one."""
+    genuine = bytes(w3.eth.get_code(registry.address))
+    # A plain copy caches another address than its own, so it rebuilds its own domain: as good as a fresh
+    # deployment (its state aside, which no code check covers).
+    assert TraceRegistry(w3, deploy_runtime(senders[9], genuine)).is_trace_registry()
+
+    # A copy that believes it is at its own address but caches the genuine registry's domain separator
+    # accepts, as its own, every signature made for the genuine registry.
+    deployer = accounts[9].address
+    fake_address = get_create_address(deployer, w3.eth.get_transaction_count(deployer, "pending"))
+    code = bytearray(genuine)
+    ranges = [r for refs in load_artifact()["immutableReferences"].values() for r in refs]
+    genuine_address_word = to_bytes(hexstr=registry.address).rjust(32, b"\0")
+    cached_this = [r for r in ranges if code[r["start"] : r["start"] + 32] == genuine_address_word]
+    assert len(cached_this) == 1
+    start = cached_this[0]["start"]
+    code[start : start + 32] = to_bytes(hexstr=fake_address).rjust(32, b"\0")
+    fake = TraceRegistry(w3, deploy_runtime(senders[9], bytes(code)))
+    assert fake.address == fake_address
+    cert = make_cert(accounts[4].address)
+    assert fake.certification_digest(cert) == registry.certification_digest(cert)  # the replay
+    assert not fake.is_trace_registry()
+
+    # Immutables filled with rubbish.
+    for r in ranges:
+        code[r["start"] : r["start"] + r["length"]] = b"\x11" * r["length"]
+    assert not TraceRegistry(w3, deploy_runtime(senders[9], bytes(code))).is_trace_registry()
 
 
 def test_grant_role(w3: Web3, accounts: list[LocalAccount], senders: list[TxSender]) -> None:
@@ -141,15 +173,55 @@ def test_anchor_twice_returns_the_original_anchor(w3: Web3, anchorer: TraceRegis
                                                                       first.block_time)  # fmt: skip
 
 
-def test_head_block_hash_and_confirmations(w3: Web3, anchorer: TraceRegistry) -> None:
+def test_head_and_block_hash(w3: Web3, anchorer: TraceRegistry) -> None:
     anchored = anchorer.anchor(root("confirm"), 1)
     assert anchorer.block_hash(anchored.block_number) == anchored.block_hash
-    assert anchorer.confirmations(anchored.block_number) == anchorer.head() - anchored.block_number + 1
-    before = anchorer.confirmations(anchored.block_number)
+    before = anchorer.head()
+    assert before >= anchored.block_number
     mine(w3, 3)
-    assert anchorer.confirmations(anchored.block_number) == before + 3
+    assert anchorer.head() == before + 3
+    assert anchorer.block_hash(anchored.block_number) == anchored.block_hash
     assert anchorer.block_hash(anchorer.head() + 1000) is None
-    assert anchorer.confirmations(anchorer.head() + 5) == 0
+
+
+def test_anchor_in_transaction_ties_a_root_to_its_block(
+    w3: Web3,
+    registry: TraceRegistry,
+    anchorer: TraceRegistry,
+    accounts: list[LocalAccount],
+    senders: list[TxSender],
+) -> None:
+    r, other = root("tied"), root("tied-other")
+    anchored = anchorer.anchor(r, 5)
+    other_tx = anchorer.anchor(other, 1).tx_hash
+    reader = TraceRegistry(w3, anchorer.address)
+    found = reader.anchor_in_transaction(anchored.tx_hash, r)
+    assert found == anchored
+    assert found is not None and found.block_hash == w3.eth.get_block(found.block_number)["hash"].to_0x_hex()
+    assert reader.anchor_in_transaction(anchored.tx_hash, "0x" + r.hex()) == anchored
+    # A transaction that anchored another root does not prove this one, nor the other way round.
+    assert reader.anchor_in_transaction(other_tx, r) is None
+    assert reader.anchor_in_transaction(anchored.tx_hash, other) is None
+    # A transaction that anchored nothing: another call to the registry, plain ether, a no-op re-anchoring.
+    not_anchor = registry.add_authority(authority_id("TH-LAO-TIED"), registry.address).tx_hash
+    assert reader.anchor_in_transaction(not_anchor, r) is None
+    ether = senders[9].send({"to": accounts[6].address, "value": 1})
+    assert reader.wait_receipt(ether, 30).status == 1
+    assert reader.anchor_in_transaction(ether, r) is None
+    again = anchorer.send_anchor(r, 5)
+    assert reader.wait_receipt(again, 30).status == 1
+    assert reader.anchor_in_transaction(again, r) is None
+    # A failed transaction, and one the node does not know.
+    data = anchorer.contract.encode_abi("anchor", args=[root("failed"), 0])
+    failed = senders[8].send({"to": anchorer.address, "data": data, "gas": 100_000})
+    assert reader.wait_receipt(failed, 30).status == 0
+    assert reader.anchor_in_transaction(failed, root("failed")) is None
+    assert reader.anchor_in_transaction("0x" + "ab" * 32, r) is None
+    # The same log emitted by another registry at the same root is not this registry's anchor.
+    twin = TraceRegistry.deploy(w3, accounts[0], sender=senders[0])
+    twin_tx = twin.anchor(root("twin"), 1).tx_hash
+    assert twin.anchor_in_transaction(twin_tx, root("twin")) is not None
+    assert reader.anchor_in_transaction(twin_tx, root("twin")) is None
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -392,6 +464,7 @@ def test_certify_revoke_through_the_client(
     as_admin.add_officer(auth, officer.address)
     status = registry.officer_status(auth, officer.address)
     assert status.valid_from > 0 and status.revoked_at == 0 and status.valid_at(status.valid_from)
+    assert status.added_at == status.valid_from
 
     now = int(w3.eth.get_block("latest")["timestamp"])
     cert = CertificationData("SKN-WM-2025-0042", b"\x07" * 32, "TH-LAO-470101", officer.address, 0,

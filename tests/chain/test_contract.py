@@ -1,115 +1,37 @@
 """TraceRegistry.sol on a real Anvil: roles, anchoring, Merkle inclusion, officers, certifications.
 
-Accounts (Anvil's public dev keys): 0 admin, 1 registrar, 2 anchorer, 3 authority admin, 4 and 5 officers,
-6 a stranger, 7 a relayer (pays for certify; the officer needs no ether).
+Accounts and helpers: see ``registry_kit`` (0 admin, 1 registrar, 2 anchorer, 3 authority admin, 4 and 5
+officers, 6 a stranger, 7 a relayer). The attacks a security review found are in ``test_forgery.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Any
 
-import pytest
-from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from registry_kit import (
+    ADMIN,
+    ANCHORER,
+    AUTH_ADMIN,
+    OFFICER,
+    OFFICER2,
+    REGISTRAR,
+    RELAYER,
+    STRANGER,
+    Client,
+    advance,
+    cert_for,
+    now,
+    reverts,
+    root_of,
+    signed,
+)
 from web3 import Web3
 
 from traceability.chain.eip712 import CertificationData, certification_digest, sign_certification, typed_data
-from traceability.chain.registry import TraceRegistry, authority_id, lot_id
-from traceability.chain.sender import ContractReverted, TxSender
+from traceability.chain.registry import OfficerStatus, TraceRegistry, authority_id, lot_id
 from traceability.domain.merkle import MerkleTree
-
-MNEMONIC = "test test test test test test test test test test test junk"
-AUTHORITY = "TH-LAO-320405"  # อบต.หนองสนิท
-ADMIN, REGISTRAR, ANCHORER, AUTH_ADMIN, OFFICER, OFFICER2, STRANGER, RELAYER = range(8)
-
-
-@pytest.fixture(scope="module")
-def accounts() -> list[LocalAccount]:
-    Account.enable_unaudited_hdwallet_features()
-    return [Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
-
-
-@pytest.fixture(scope="module")
-def senders(w3: Web3, accounts: list[LocalAccount]) -> list[TxSender]:
-    return [TxSender(w3, a) for a in accounts]
-
-
-@pytest.fixture
-def registry(w3: Web3, accounts: list[LocalAccount], senders: list[TxSender]) -> TraceRegistry:
-    return TraceRegistry.deploy(
-        w3,
-        accounts[ADMIN],
-        sender=senders[ADMIN],
-        registrar=accounts[REGISTRAR].address,
-        anchorer=accounts[ANCHORER].address,
-    )
-
-
-Client = Callable[[int], TraceRegistry]
-
-
-@pytest.fixture
-def as_(w3: Web3, registry: TraceRegistry, accounts: list[LocalAccount], senders: list[TxSender]) -> Client:
-    """``as_(i)``: the registry client signing as account ``i``."""
-
-    def client(i: int) -> TraceRegistry:
-        return TraceRegistry(w3, registry.address, accounts[i], sender=senders[i])
-
-    return client
-
-
-@pytest.fixture
-def authority(as_: Client, accounts: list[LocalAccount]) -> bytes:
-    """The authority with its admin and officer 4 (valid from now); officer 5 is not added."""
-    auth = authority_id(AUTHORITY)
-    as_(REGISTRAR).add_authority(auth, accounts[AUTH_ADMIN].address)
-    as_(AUTH_ADMIN).add_officer(auth, accounts[OFFICER].address)
-    return auth
-
-
-def now(w3: Web3) -> int:
-    return int(w3.eth.get_block("latest")["timestamp"])
-
-
-def advance(w3: Web3, seconds: int) -> None:
-    w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-
-
-def reverts(name: str) -> Any:
-    return pytest.raises(ContractReverted, match=rf"reverted: {name}\(")
-
-
-def cert_for(
-    registry: TraceRegistry, officer: LocalAccount, *, lot: str = "SUR-HM-2025-0001", **overrides: Any
-) -> CertificationData:
-    w3 = registry.w3
-    fields: dict[str, Any] = {
-        "lot_code": lot,
-        "certificate_hash": hashlib.sha256(f"organic certificate for {lot}".encode()).digest(),
-        "authority_code": AUTHORITY,
-        "officer": officer.address,
-        "expires": now(w3) + 365 * 86400,
-        "nonce": registry.nonce_of(officer.address),
-        "deadline": now(w3) + 3600,
-    }
-    fields.update(overrides)
-    return CertificationData(**fields)
-
-
-def signed(
-    registry: TraceRegistry, officer: LocalAccount, **overrides: Any
-) -> tuple[CertificationData, bytes]:
-    cert = cert_for(registry, officer, **overrides)
-    return cert, sign_certification(officer, cert, registry.chain_id, registry.address)
-
-
-def root_of(tag: str) -> bytes:
-    return MerkleTree([hashlib.sha256(tag.encode()).digest()]).root
-
 
 # ---------------------------------------------------------------------------------------------- roles
 
@@ -137,11 +59,12 @@ def test_add_authority_by_non_registrar_reverts(as_: Client, accounts: list[Loca
             as_(who).add_authority(authority_id("X"), accounts[AUTH_ADMIN].address)
 
 
-def test_set_authority_admin_by_non_registrar_reverts(
+def test_propose_authority_admin_by_non_registrar_reverts(
     as_: Client, authority: bytes, accounts: list[LocalAccount]
 ) -> None:
-    with reverts("AccessControlUnauthorizedAccount"):
-        as_(AUTH_ADMIN).set_authority_admin(authority, accounts[STRANGER].address)
+    for who in (ADMIN, AUTH_ADMIN, STRANGER):
+        with reverts("AccessControlUnauthorizedAccount"):
+            as_(who).propose_authority_admin(authority, accounts[STRANGER].address)
 
 
 def test_officers_managed_only_by_the_authority_admin(
@@ -156,21 +79,47 @@ def test_officers_managed_only_by_the_authority_admin(
         as_(AUTH_ADMIN).add_officer(authority_id("NOPE"), accounts[OFFICER2].address)
 
 
-def test_authority_lifecycle(as_: Client, authority: bytes, accounts: list[LocalAccount]) -> None:
+def test_authority_lifecycle(w3: Web3, as_: Client, accounts: list[LocalAccount]) -> None:
     registrar = as_(REGISTRAR)
-    assert registrar.authority_admin(authority) == accounts[AUTH_ADMIN].address
+    auth = authority_id("TH-LAO-LIFECYCLE")
+    receipt = registrar.add_authority(auth, accounts[AUTH_ADMIN].address)
+    assert registrar.authority_admin(auth) == accounts[AUTH_ADMIN].address
+    added_at = w3.eth.get_block(receipt.block_number)["timestamp"]
+    assert registrar.authority_admin_since(auth) == registrar.authority_added_at(auth) == added_at
+    assert registrar.authority_admin_changed_at(auth) is None  # still the first admin
+    assert registrar.pending_authority_admin(auth) is None
     assert registrar.authority_admin(authority_id("NOPE")) is None
+    assert registrar.authority_admin_since(authority_id("NOPE")) == 0
+    assert registrar.authority_admin_changed_at(authority_id("NOPE")) is None
     with reverts("AuthorityExists"):
-        registrar.add_authority(authority, accounts[STRANGER].address)
+        registrar.add_authority(auth, accounts[STRANGER].address)
     with reverts("UnknownAuthority"):
-        registrar.set_authority_admin(authority_id("NOPE"), accounts[STRANGER].address)
+        registrar.propose_authority_admin(authority_id("NOPE"), accounts[STRANGER].address)
+    with reverts("AlreadyAuthorityAdmin"):
+        registrar.propose_authority_admin(auth, accounts[AUTH_ADMIN].address)
     with reverts("ZeroAddress"):
         registrar.add_authority(authority_id("Z"), "0x" + "00" * 20)
-    # A new admin takes over officer management; the old one loses it.
-    registrar.set_authority_admin(authority, accounts[STRANGER].address)
+    # A new admin takes over officer management once it accepts; the old one loses it.
+    advance(w3, 100)
+    registrar.propose_authority_admin(auth, accounts[OFFICER2].address)
+    assert registrar.pending_authority_admin(auth) == accounts[OFFICER2].address
+    as_(AUTH_ADMIN).add_officer(auth, accounts[OFFICER].address)  # still the admin until the acceptance
+    accepted = as_(OFFICER2).accept_authority_admin(auth)
+    assert registrar.authority_admin(auth) == accounts[OFFICER2].address
+    accepted_at = w3.eth.get_block(accepted.block_number)["timestamp"]
+    assert registrar.authority_admin_since(auth) == registrar.authority_admin_changed_at(auth) == accepted_at
+    assert registrar.authority_added_at(auth) == added_at
+    assert registrar.pending_authority_admin(auth) is None
+    (changed,) = registrar.contract.events.AuthorityAdminChanged().process_receipt(accepted.raw)
+    assert (changed["args"]["previousAdmin"], changed["args"]["newAdmin"]) == (
+        accounts[AUTH_ADMIN].address,
+        accounts[OFFICER2].address,
+    )
     with reverts("NotAuthorityAdmin"):
-        as_(AUTH_ADMIN).add_officer(authority, accounts[OFFICER2].address)
-    as_(STRANGER).add_officer(authority, accounts[OFFICER2].address)
+        as_(AUTH_ADMIN).add_officer(auth, accounts[STRANGER].address)
+    as_(OFFICER2).add_officer(auth, accounts[STRANGER].address)
+    with reverts("NotPendingAuthorityAdmin"):
+        as_(OFFICER2).accept_authority_admin(auth)  # the proposal is used up
 
 
 # ---------------------------------------------------------------------------------------------- anchoring
@@ -264,16 +213,17 @@ def test_officer_status_and_validity_window(
     admin = as_(AUTH_ADMIN)
     officer = accounts[OFFICER].address
     status = admin.officer_status(authority, officer)
-    assert status.valid_from == now(w3) and status.revoked_at == 0
+    assert status.valid_from == status.added_at == now(w3) and status.revoked_at == 0
     assert admin.is_officer_at(authority, officer, now(w3))
     assert not admin.is_officer_at(authority, officer, status.valid_from - 1)
-    assert admin.officer_status(authority, accounts[OFFICER2].address).valid_from == 0
+    assert admin.officer_status(authority, accounts[OFFICER2].address) == OfficerStatus(0, 0, 0)
     with reverts("OfficerExists"):
         admin.add_officer(authority, officer)
     with reverts("UnknownOfficer"):
         admin.revoke_officer(authority, accounts[OFFICER2].address)
     with reverts("RevocationInFuture"):
         admin.revoke_officer(authority, officer, now(w3) + 1000)
+    advance(w3, 100)
     admin.revoke_officer(authority, officer, 0)
     revoked_at = admin.officer_status(authority, officer).revoked_at
     assert revoked_at == now(w3)
@@ -286,6 +236,41 @@ def test_officer_status_and_validity_window(
     # A revoked key stays revoked: its history judges what it signed.
     with reverts("OfficerExists"):
         admin.add_officer(authority, officer)
+
+
+def test_revocation_cannot_precede_valid_from(
+    w3: Web3, as_: Client, authority: bytes, accounts: list[LocalAccount]
+) -> None:
+    admin = as_(AUTH_ADMIN)
+    officer = accounts[OFFICER].address
+    valid_from = admin.officer_status(authority, officer).valid_from
+    advance(w3, 100)
+    with reverts("RevocationBeforeValidFrom") as info:
+        admin.revoke_officer(authority, officer, valid_from - 1)
+    assert info.value.error_args == (valid_from - 1, valid_from)
+    admin.revoke_officer(authority, officer, valid_from)  # the whole term, from its first second
+    assert not admin.is_officer_at(authority, officer, valid_from)
+
+
+def test_officer_added_for_later_records_both_times_and_can_be_revoked_before_starting(
+    w3: Web3, as_: Client, authority: bytes, accounts: list[LocalAccount]
+) -> None:
+    admin = as_(AUTH_ADMIN)
+    officer = accounts[OFFICER2].address
+    start = now(w3) + 1000
+    receipt = admin.add_officer(authority, officer, start)
+    status = admin.officer_status(authority, officer)
+    assert status.valid_from == start
+    assert status.added_at == w3.eth.get_block(receipt.block_number)["timestamp"] < start
+    # Compromised before the term begins: revoking "now" empties the term instead of failing.
+    with reverts("RevocationBeforeValidFrom"):
+        admin.revoke_officer(authority, officer, start - 1)
+    with reverts("RevocationInFuture"):
+        admin.revoke_officer(authority, officer, start + 1)
+    admin.revoke_officer(authority, officer)
+    assert admin.officer_status(authority, officer).revoked_at == start
+    advance(w3, 2000)
+    assert not any(admin.is_officer_at(authority, officer, t) for t in (start - 1, start, start + 1, now(w3)))
 
 
 # ---------------------------------------------------------------------------------------------- certify
@@ -313,11 +298,23 @@ def test_certify_by_relayer_records_and_emits(
         "expires": cert.expires,
         "issued_at": now(w3),
         "revoked_at": 0,
+        "revoked_by": None,
+        "revoked_by_admin": False,
     }
     assert registry.is_valid(cert_id)
     assert receipt.raw is not None
     (log,) = receipt.raw["logs"]
     assert [bytes(t) for t in log["topics"][1:]] == [bytes.fromhex(cert_id[2:]), cert.lot, authority]
+    # What an indexer needs without calling back: the certificate's hash and its expiry.
+    (event,) = registry.contract.events.Certified().process_receipt(receipt.raw)
+    assert event["args"] == {
+        "id": bytes.fromhex(cert_id[2:]),
+        "lot": cert.lot,
+        "authority": authority,
+        "officer": officer.address,
+        "certificateHash": cert.certificate_hash,
+        "expires": cert.expires,
+    }
     assert registry.certification_of("0x" + "ab" * 32) is None
 
 
@@ -431,6 +428,7 @@ def test_revoke_by_issuing_officer(
     assert not registry.is_valid(cert_id)
     record = registry.certification_of(cert_id)
     assert record is not None and record["revoked_at"] == now(w3)
+    assert record["revoked_by"] == accounts[OFFICER].address and not record["revoked_by_admin"]
     (log,) = registry.contract.events.Revoked().process_receipt(receipt.raw)
     assert log["args"]["by"] == accounts[OFFICER].address
     assert log["args"]["reason"] == "wrong lot"
@@ -446,6 +444,9 @@ def test_revoke_by_authority_admin(
     cert_id, _ = as_(RELAYER).certify(*signed(registry, accounts[OFFICER]))
     as_(AUTH_ADMIN).revoke(cert_id, "ตรวจพบสารเคมี")
     assert not registry.is_valid(cert_id)
+    record = registry.certification_of(cert_id)
+    assert record is not None
+    assert record["revoked_by"] == accounts[AUTH_ADMIN].address and record["revoked_by_admin"]
 
 
 def test_revoke_by_stranger_or_revoked_officer_reverts(

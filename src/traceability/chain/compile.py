@@ -35,7 +35,15 @@ SETTINGS: dict[str, Any] = {
     "evmVersion": "cancun",
     "metadata": {"bytecodeHash": "none"},
     "outputSelection": {
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.methodIdentifiers"]}
+        "*": {
+            "*": [
+                "abi",
+                "evm.bytecode.object",
+                "evm.deployedBytecode.object",
+                "evm.deployedBytecode.immutableReferences",
+                "evm.methodIdentifiers",
+            ]
+        }
     },
 }
 
@@ -84,7 +92,9 @@ def compile_registry() -> dict[str, Any]:
     """Compile TraceRegistry; the artifact as written to ``chain/artifacts/TraceRegistry.json``.
 
     Keys: ``contractName``, ``sourceName``, ``abi``, ``bytecode`` and ``deployedBytecode`` (0x hex),
-    ``methodIdentifiers`` and ``compiler`` (version, OpenZeppelin version, settings).
+    ``immutableReferences`` (where the runtime code holds immutables, which the constructor fills in and the
+    artifact leaves zero: ``{ast id: [{"start": byte offset, "length": n}]}``), ``methodIdentifiers`` and
+    ``compiler`` (version, OpenZeppelin version, settings).
     """
     # Imported here: compiling is developer tooling and stays out of the application's import graph.
     import solcx
@@ -116,6 +126,7 @@ def compile_registry() -> dict[str, Any]:
         "abi": contract["abi"],
         "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
         "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+        "immutableReferences": contract["evm"]["deployedBytecode"].get("immutableReferences", {}),
         "methodIdentifiers": contract["evm"]["methodIdentifiers"],
         "compiler": {
             "name": "solc",

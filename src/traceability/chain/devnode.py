@@ -46,7 +46,8 @@ def rpc_ready(url: str, timeout: float = 1.0) -> bool:
 
 
 class AnvilNode:
-    """One Anvil process on 127.0.0.1. ``state`` persists the chain across restarts (``--state FILE``)."""
+    """One Anvil process on 127.0.0.1. ``state`` persists the chain across restarts (``--state FILE``);
+    ``chain_id`` overrides Anvil's 31337 (``--chain-id``), e.g. to act as a non-development chain."""
 
     def __init__(
         self,
@@ -55,10 +56,12 @@ class AnvilNode:
         state: Path | None = None,
         block_time: float | None = None,
         log_path: Path | None = None,
+        chain_id: int | None = None,
     ) -> None:
         self.port = port or free_port()
         self.state = state
         self.block_time = block_time
+        self.chain_id = chain_id
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -73,6 +76,8 @@ class AnvilNode:
             args += ["--state", str(self.state), "--state-interval", "1"]
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
+        if self.chain_id is not None:
+            args += ["--chain-id", str(self.chain_id)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -23,6 +23,7 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
+from eth_utils.hexadecimal import encode_hex
 
 DOMAIN_NAME = "TraceRegistry"
 DOMAIN_VERSION = "1"
@@ -118,9 +119,9 @@ class CertificationData:
 
     def message(self) -> dict[str, Any]:
         return {
-            "lot": "0x" + self.lot.hex(),
-            "certificateHash": "0x" + self.certificate_hash.hex(),
-            "authority": "0x" + self.authority.hex(),
+            "lot": encode_hex(self.lot),
+            "certificateHash": encode_hex(self.certificate_hash),
+            "authority": encode_hex(self.authority),
             "officer": self.officer,
             "expires": self.expires,
             "nonce": self.nonce,

@@ -1,4 +1,4 @@
-"""The TraceRegistry client: anchoring roots, authorities and officers, certifications.
+"""The TraceRegistry client: roles, anchoring roots, authorities and officers, certifications.
 
 The client is given its ``Web3`` (it never builds a provider), the contract address and, to write, a local
 account; transactions go through one :class:`~traceability.chain.sender.TxSender` per key. Reads and writes
@@ -6,11 +6,12 @@ raise the project's chain errors (:mod:`traceability.errors`), keeping the tx ha
 reverts are :class:`~traceability.chain.sender.ContractReverted` with the contract's custom error name.
 
 Hashes and ids are returned as 0x-prefixed hex strings; roots, ids and other bytes32 arguments may be given as
-32 bytes or as 0x hex.
+32 bytes or as 0x hex. Addresses are returned checksummed, the zero address as None.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -18,13 +19,22 @@ from typing import Any, cast
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
+from eth_utils.conversions import hexstr_if_str, to_bytes
+from eth_utils.hexadecimal import decode_hex, encode_hex
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import BlockNotFound, TransactionNotFound
+from web3.exceptions import BlockNotFound
 from web3.types import EventData, FilterParams, LogReceipt
 
 from traceability.chain.artifacts import load_artifact
-from traceability.chain.eip712 import CertificationData, authority_id, lot_id
+from traceability.chain.eip712 import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    CertificationData,
+    authority_id,
+    certification_digest,
+    lot_id,
+)
 from traceability.chain.sender import (
     ContractReverted,
     ReceiptTimeout,
@@ -32,6 +42,7 @@ from traceability.chain.sender import (
     TxReceipt,
     TxSender,
     chain_errors,
+    receipt_or_none,
     wait_for_receipt,
 )
 from traceability.errors import ChainError, ConfigurationError, TransactionFailed
@@ -53,6 +64,8 @@ ROLES = {
     "anchorer": Web3.keccak(text="ANCHORER_ROLE"),
 }
 
+_ZERO_ADDRESS = "0x" + "00" * 20
+
 
 @dataclass(frozen=True)
 class AnchorReceipt:
@@ -70,26 +83,28 @@ class AnchorReceipt:
 
 @dataclass(frozen=True)
 class OfficerStatus:
-    """An officer's term for an authority: ``valid_from`` 0 = never added, ``revoked_at`` 0 = not revoked."""
+    """An officer's term for an authority: ``valid_from`` 0 = never added, ``revoked_at`` 0 = not revoked,
+    ``added_at`` the block time the authority's admin added it (``valid_from`` may be set earlier)."""
 
     valid_from: int
     revoked_at: int
+    added_at: int = 0
 
     def valid_at(self, time: int) -> bool:
         started = self.valid_from != 0 and self.valid_from <= time
         return started and (self.revoked_at == 0 or time < self.revoked_at)
 
 
-def _hex(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
-
-
 def as_bytes32(value: bytes | str) -> bytes:
     """32 bytes from bytes or 0x hex; ValueError otherwise."""
-    raw = value if isinstance(value, bytes) else bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    raw = hexstr_if_str(to_bytes, value)
     if len(raw) != 32:
         raise ValueError(f"expected 32 bytes, got {len(raw)}")
-    return bytes(raw)
+    return raw
+
+
+def _address_or_none(value: str) -> str | None:
+    return None if int(value, 16) == 0 else to_checksum_address(value)
 
 
 class TraceRegistry:
@@ -131,17 +146,24 @@ class TraceRegistry:
         admin: str | None = None,
         registrar: str | None = None,
         anchorer: str | None = None,
+        admin_delay: int = 0,
         sender: TxSender | None = None,
         receipt_timeout: float = 120.0,
     ) -> TraceRegistry:
-        """Deploy from ``account``; each role defaults to ``account`` itself (fine for a dev chain only)."""
+        """Deploy from ``account``; each role defaults to ``account`` itself (fine for a dev chain only).
+
+        ``admin_delay``: seconds a transfer of DEFAULT_ADMIN_ROLE waits before the new admin can accept it.
+        """
         if sender is not None and sender.address != account.address:
             raise ConfigurationError("the sender signs with a different account than the deployer")
+        if not 0 <= admin_delay < 2**48:
+            raise ConfigurationError(f"admin_delay must fit in uint48, got {admin_delay}")
         artifact = load_artifact("TraceRegistry")
         sender = sender or TxSender(w3, account)
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         me = account.address
         data = factory.constructor(
+            admin_delay,
             to_checksum_address(admin or me),
             to_checksum_address(registrar or me),
             to_checksum_address(anchorer or me),
@@ -166,10 +188,52 @@ class TraceRegistry:
                 self._chain_id = int(self.w3.eth.chain_id)
         return self._chain_id
 
-    def has_code(self) -> bool:
-        """Whether a contract is deployed at ``address`` (a dev chain may have been reset)."""
+    def is_trace_registry(self) -> bool:
+        """Whether ``address`` holds this artifact's TraceRegistry: its runtime code equals the artifact's
+        ``deployedBytecode`` outside the immutables, and the immutables hold this contract's own EIP-712
+        domain (the certification digest it computes and its ``eip712Domain`` match ours), so a signature
+        made for another contract or chain cannot be valid here.
+
+        False for an address without code (e.g. a dev chain that was reset) and for any other contract. The
+        contract's *state* is not checked: init code of one's own could have written storage before
+        returning these bytes; only the creation transaction's input proves that.
+        """
+        artifact = load_artifact("TraceRegistry")
+        expected = decode_hex(artifact["deployedBytecode"])
         with chain_errors(contract=self.address):
-            return len(self.w3.eth.get_code(self.address)) > 0
+            code = bytearray(self.w3.eth.get_code(self.address))
+        if len(code) != len(expected):
+            return False
+        for ranges in artifact["immutableReferences"].values():
+            for r in ranges:
+                start, end = int(r["start"]), int(r["start"]) + int(r["length"])
+                code[start:end] = expected[start:end]  # the artifact leaves immutables zero
+        if bytes(code) != expected:
+            return False
+        return self._has_own_domain()
+
+    def _has_own_domain(self) -> bool:
+        probe = CertificationData(
+            lot_code="is_trace_registry",
+            certificate_hash=b"\x00" * 32,
+            authority_code="is_trace_registry",
+            officer=_ZERO_ADDRESS,
+            expires=0,
+            nonce=0,
+            deadline=0,
+        )
+        try:
+            digest = self.certification_digest(probe)
+            _fields, name, version, chain_id, verifying_contract, _salt, _ext = self._call("eip712Domain")
+        except ContractReverted:
+            return False  # e.g. an immutable holding a malformed short string
+        ours = encode_hex(certification_digest(probe, self.chain_id, self.address))
+        return (
+            digest == ours
+            and (name, version) == (DOMAIN_NAME, DOMAIN_VERSION)
+            and int(chain_id) == self.chain_id
+            and to_checksum_address(verifying_contract) == self.address
+        )
 
     def head(self) -> int:
         with chain_errors(contract=self.address):
@@ -179,13 +243,9 @@ class TraceRegistry:
         """The hash of canonical block ``number`` now, None if the chain is not that long."""
         with chain_errors(contract=self.address):
             try:
-                return _hex(self.w3.eth.get_block(number)["hash"])
+                return encode_hex(self.w3.eth.get_block(number)["hash"])
             except BlockNotFound:
                 return None
-
-    def confirmations(self, block_number: int) -> int:
-        """How many blocks, counting ``block_number`` itself, are on top of the chain up to the head."""
-        return max(0, self.head() - block_number + 1)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -244,6 +304,7 @@ class TraceRegistry:
         return TransactionFailed(f"{what} reverted", tx_hash=receipt.tx_hash, contract=self.address)
 
     def _logs(self, receipt: TxReceipt, event: str) -> list[EventData]:
+        """The ``event`` logs this contract emitted in ``receipt`` (none from other contracts)."""
         if receipt.raw is None:
             return []
         topic = event_abi_to_log_topic(cast(Any, self._events[event]))
@@ -261,7 +322,33 @@ class TraceRegistry:
         return bool(self._call("hasRole", ROLES[role], to_checksum_address(account)))
 
     def grant_role(self, role: str, account: str) -> TxReceipt:
+        """Grant ``registrar`` or ``anchorer`` (sent by the admin). The admin role itself only moves by
+        :meth:`begin_default_admin_transfer` and :meth:`accept_default_admin_transfer`."""
         return self._transact("grantRole", ROLES[role], to_checksum_address(account))
+
+    def default_admin(self) -> str | None:
+        """The holder of DEFAULT_ADMIN_ROLE."""
+        return _address_or_none(str(self._call("defaultAdmin")))
+
+    def default_admin_delay(self) -> int:
+        """Seconds a new default admin must wait, after the transfer begins, before accepting."""
+        return int(self._call("defaultAdminDelay"))
+
+    def pending_default_admin(self) -> tuple[str | None, int]:
+        """(proposed new default admin or None, unix time after which it may accept; 0 if none)."""
+        new_admin, schedule = self._call("pendingDefaultAdmin")
+        return _address_or_none(str(new_admin)), int(schedule)
+
+    def begin_default_admin_transfer(self, new_admin: str) -> TxReceipt:
+        """Propose ``new_admin`` for DEFAULT_ADMIN_ROLE (sent by the admin); it may accept after the delay."""
+        return self._transact("beginDefaultAdminTransfer", to_checksum_address(new_admin))
+
+    def cancel_default_admin_transfer(self) -> TxReceipt:
+        return self._transact("cancelDefaultAdminTransfer")
+
+    def accept_default_admin_transfer(self) -> TxReceipt:
+        """Take DEFAULT_ADMIN_ROLE (sent by the proposed admin once the delay has passed)."""
+        return self._transact("acceptDefaultAdminTransfer")
 
     # ------------------------------------------------------------------ anchoring
 
@@ -276,18 +363,9 @@ class TraceRegistry:
         tx_hash = self.send_anchor(root32, count)
         receipt = self.wait_receipt(tx_hash, timeout)
         self.raise_for_status(receipt, "anchor")
-        logs = self._logs(receipt, "Anchored")
-        if logs:
-            args = logs[0]["args"]
-            return AnchorReceipt(
-                tx_hash=receipt.tx_hash,
-                block_number=receipt.block_number,
-                block_hash=receipt.block_hash,
-                block_time=int(args["timestamp"]),
-                gas_used=receipt.gas_used,
-                root=_hex(root32),
-                count=int(args["count"]),
-            )
+        anchored = self._anchor_in_receipt(receipt, root32)
+        if anchored is not None:
+            return anchored
         original = self.find_anchor(root32)
         if original is None:
             raise ChainError(
@@ -295,11 +373,35 @@ class TraceRegistry:
                 tx_hash=tx_hash,
                 contract=self.address,
             )
-        return AnchorReceipt(**{**original.__dict__, "newly_anchored": False})
+        return dataclasses.replace(original, newly_anchored=False)
 
     def anchored_at(self, root: bytes | str) -> int:
         """The block time ``root`` was anchored at; 0 if it is not anchored."""
         return int(self._call("anchoredAt", as_bytes32(root)))
+
+    def anchor_in_transaction(self, tx_hash: str, root: bytes | str) -> AnchorReceipt | None:
+        """The anchor of ``root`` made by transaction ``tx_hash``: its receipt, only if the transaction is
+        mined, succeeded and emitted this registry's ``Anchored(root)``; else None (pending or unknown,
+        failed, another root, another contract, or a re-anchoring no-op). Ties a root to its block."""
+        root32 = as_bytes32(root)
+        receipt = receipt_or_none(self.w3, tx_hash, contract=self.address)
+        if receipt is None or receipt.status != 1:
+            return None
+        return self._anchor_in_receipt(receipt, root32)
+
+    def _anchor_in_receipt(self, receipt: TxReceipt, root32: bytes) -> AnchorReceipt | None:
+        for event in self._logs(receipt, "Anchored"):
+            if bytes(event["args"]["root"]) == root32:
+                return AnchorReceipt(
+                    tx_hash=receipt.tx_hash,
+                    block_number=receipt.block_number,
+                    block_hash=receipt.block_hash,
+                    block_time=int(event["args"]["timestamp"]),
+                    gas_used=receipt.gas_used,
+                    root=encode_hex(root32),
+                    count=int(event["args"]["count"]),
+                )
+        return None
 
     def find_anchor(self, root: bytes | str, from_block: int = 0) -> AnchorReceipt | None:
         """The transaction and block that anchored ``root``, from its ``Anchored`` log; None if not on chain.
@@ -311,8 +413,8 @@ class TraceRegistry:
         if self.anchored_at(root32) == 0:
             return None
         topic = event_abi_to_log_topic(cast(Any, self._events["Anchored"]))
-        handler = self.contract.events.Anchored()
         to_block = self.head()
+        retries = 3
         while to_block >= from_block:
             start = max(from_block, to_block - self.log_chunk_blocks + 1)
             params: FilterParams = {
@@ -325,23 +427,17 @@ class TraceRegistry:
                 found = self.w3.eth.get_logs(params)
             logs: list[LogReceipt] = [log for log in found if not log.get("removed")]
             if logs:
-                event = handler.process_log(logs[-1])
-                tx_hash = _hex(event["transactionHash"])
-                with chain_errors(contract=self.address, tx_hash=tx_hash):
-                    try:
-                        gas_used = int(self.w3.eth.get_transaction_receipt(cast(Any, tx_hash))["gasUsed"])
-                    except TransactionNotFound:
-                        continue  # reorged out between the two requests: look again
-                return AnchorReceipt(
-                    tx_hash=tx_hash,
-                    block_number=int(event["blockNumber"]),
-                    block_hash=_hex(event["blockHash"]),
-                    block_time=int(event["args"]["timestamp"]),
-                    gas_used=gas_used,
-                    root=_hex(root32),
-                    count=int(event["args"]["count"]),
-                    newly_anchored=True,
-                )
+                anchored = self.anchor_in_transaction(encode_hex(logs[-1]["transactionHash"]), root32)
+                if anchored is not None:
+                    return anchored
+                if retries == 0:
+                    raise ChainError(
+                        "the node lists an Anchored log whose transaction it cannot produce",
+                        tx_hash=encode_hex(logs[-1]["transactionHash"]),
+                        contract=self.address,
+                    )
+                retries -= 1
+                continue  # reorged out between the two requests: look again
             to_block = start - 1
         return None
 
@@ -379,28 +475,54 @@ class TraceRegistry:
         """Register ``authority`` (bytes32 id, see :func:`authority_id`) with ``admin`` managing officers."""
         return self._transact("addAuthority", as_bytes32(authority), to_checksum_address(admin))
 
-    def set_authority_admin(self, authority: bytes | str, admin: str) -> TxReceipt:
-        return self._transact("setAuthorityAdmin", as_bytes32(authority), to_checksum_address(admin))
+    def propose_authority_admin(self, authority: bytes | str, new_admin: str | None) -> TxReceipt:
+        """Propose ``new_admin`` for ``authority`` (sent by the registrar); it takes office when it accepts.
+        None withdraws the proposal."""
+        proposed = _ZERO_ADDRESS if new_admin is None else new_admin
+        return self._transact("proposeAuthorityAdmin", as_bytes32(authority), to_checksum_address(proposed))
+
+    def accept_authority_admin(self, authority: bytes | str) -> TxReceipt:
+        """Take office as ``authority``'s admin (sent by the proposed admin)."""
+        return self._transact("acceptAuthorityAdmin", as_bytes32(authority))
 
     def authority_admin(self, authority: bytes | str) -> str | None:
-        admin = str(self._call("authorityAdmin", as_bytes32(authority)))
-        return None if int(admin, 16) == 0 else to_checksum_address(admin)
+        return _address_or_none(str(self._call("authorityAdmin", as_bytes32(authority))))
+
+    def authority_admin_since(self, authority: bytes | str) -> int:
+        """The block time the current admin of ``authority`` took office; 0 if the authority is unknown."""
+        return int(self._call("authorityAdminSince", as_bytes32(authority)))
+
+    def authority_added_at(self, authority: bytes | str) -> int:
+        """The block time ``authority`` was added at; 0 if it is unknown."""
+        return int(self._call("authorityAddedAt", as_bytes32(authority)))
+
+    def authority_admin_changed_at(self, authority: bytes | str) -> int | None:
+        """When ``authority``'s current admin took over from another; None while the first admin (the one it
+        was added with, or one accepted in the same second) is still in office, or if it is unknown.
+
+        Officers added soon after this time deserve a second look: a takeover would add its own."""
+        since, added = self.authority_admin_since(authority), self.authority_added_at(authority)
+        return since if since > added else None
+
+    def pending_authority_admin(self, authority: bytes | str) -> str | None:
+        return _address_or_none(str(self._call("pendingAuthorityAdmin", as_bytes32(authority))))
 
     def add_officer(self, authority: bytes | str, officer: str, valid_from: int = 0) -> TxReceipt:
         """Add ``officer`` to ``authority`` from ``valid_from`` (unix s; 0 = now). Sent by its admin."""
         return self._transact("addOfficer", as_bytes32(authority), to_checksum_address(officer), valid_from)
 
     def revoke_officer(self, authority: bytes | str, officer: str, effective_at: int = 0) -> TxReceipt:
-        """Revoke ``officer`` as of ``effective_at`` (unix s, may be past; 0 = now). Sent by its admin."""
+        """Revoke ``officer`` as of ``effective_at`` (unix s; may be past but not before its ``valid_from``;
+        0 = now). Sent by its admin."""
         return self._transact(
             "revokeOfficer", as_bytes32(authority), to_checksum_address(officer), effective_at
         )
 
     def officer_status(self, authority: bytes | str, officer: str) -> OfficerStatus:
-        valid_from, revoked_at = self._call(
+        valid_from, revoked_at, added_at = self._call(
             "officerStatus", as_bytes32(authority), to_checksum_address(officer)
         )
-        return OfficerStatus(int(valid_from), int(revoked_at))
+        return OfficerStatus(int(valid_from), int(revoked_at), int(added_at))
 
     def is_officer_at(self, authority: bytes | str, officer: str, time: int) -> bool:
         return bool(self._call("isOfficerAt", as_bytes32(authority), to_checksum_address(officer), time))
@@ -411,9 +533,22 @@ class TraceRegistry:
         """The nonce the officer's next certification must carry."""
         return int(self._call("nonces", to_checksum_address(officer)))
 
+    def cancel_nonce(self) -> tuple[int, TxReceipt]:
+        """Void this key's next nonce, so a certification signed with it can never be recorded; the nonce
+        voided and the receipt. Sent by the officer (it pays the gas)."""
+        receipt = self._transact("cancelNonce")
+        logs = self._logs(receipt, "NonceCancelled")
+        if not logs:
+            raise ChainError(
+                "cancelNonce() succeeded without a NonceCancelled event",
+                tx_hash=receipt.tx_hash,
+                contract=self.address,
+            )
+        return int(logs[0]["args"]["nonce"]), receipt
+
     def certification_digest(self, cert: CertificationData) -> str:
         """The contract's EIP-712 digest (= certification id) of ``cert``, as computed on chain."""
-        return _hex(self._call("certificationDigest", cert.as_tuple()))
+        return encode_hex(self._call("certificationDigest", cert.as_tuple()))
 
     def certify(self, cert: CertificationData, signature: bytes) -> tuple[str, TxReceipt]:
         """Relay the officer's signed certification; its id (the EIP-712 digest) and the receipt."""
@@ -425,29 +560,37 @@ class TraceRegistry:
                 tx_hash=receipt.tx_hash,
                 contract=self.address,
             )
-        return _hex(logs[0]["args"]["id"]), receipt
+        return encode_hex(logs[0]["args"]["id"]), receipt
 
     def revoke(self, cert_id: bytes | str, reason: str) -> TxReceipt:
         """Revoke a certification (by its issuing officer or the authority's admin); the record is kept."""
         return self._transact("revoke", as_bytes32(cert_id), reason)
 
     def is_valid(self, cert_id: bytes | str) -> bool:
+        """The contract's verdict: recorded, not revoked (a void revocation aside), not expired, and issued
+        while its officer was valid."""
         return bool(self._call("isValid", as_bytes32(cert_id)))
 
     def certification_of(self, cert_id: bytes | str) -> dict[str, Any] | None:
-        """The recorded certification (hex hashes, unix times, 0 = none); None if ``cert_id`` is unknown."""
-        lot, certificate_hash, authority, officer, expires, issued_at, revoked_at = self._call(
-            "certificationOf", as_bytes32(cert_id)
-        )
+        """The recorded certification (hex hashes, unix times, 0 = none); None if ``cert_id`` is unknown.
+
+        ``revoked_by`` is who revoked it (None if not revoked) and ``revoked_by_admin`` whether as the
+        authority's admin. A revocation by the officer's key at or after the officer's own revocation time is
+        kept here but void: :meth:`is_valid` is the verdict.
+        """
+        (lot, certificate_hash, authority, officer, expires, issued_at, revoked_at, revoked_by,
+         revoked_by_admin) = self._call("certificationOf", as_bytes32(cert_id))  # fmt: skip
         if int(issued_at) == 0:
             return None
         return {
-            "id": _hex(as_bytes32(cert_id)),
-            "lot": _hex(lot),
-            "certificate_hash": _hex(certificate_hash),
-            "authority": _hex(authority),
+            "id": encode_hex(as_bytes32(cert_id)),
+            "lot": encode_hex(lot),
+            "certificate_hash": encode_hex(certificate_hash),
+            "authority": encode_hex(authority),
             "officer": to_checksum_address(officer),
             "expires": int(expires),
             "issued_at": int(issued_at),
             "revoked_at": int(revoked_at),
+            "revoked_by": _address_or_none(str(revoked_by)),
+            "revoked_by_admin": bool(revoked_by_admin),
         }

@@ -24,7 +24,8 @@ import requests
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
-from eth_hash.auto import keccak
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
+from eth_utils.hexadecimal import decode_hex, encode_hex
 from web3 import Web3
 from web3.exceptions import (
     ContractLogicError,
@@ -44,8 +45,8 @@ from traceability.errors import ChainError, ChainUnavailable, TransactionFailed
 FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 9, 8  # x 1.125
 GAS_MARGIN = 1.25
 
-_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
+_ERROR_STRING = decode_hex("0x08c379a0")  # Error(string)
+_PANIC = decode_hex("0x4e487b71")  # Panic(uint256)
 
 
 class ContractReverted(TransactionFailed):
@@ -71,20 +72,9 @@ class ReceiptTimeout(ChainError):
     code = "chain_timeout"
 
 
-def _hex(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
-
-
-def _to_bytes(data: str | bytes) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    text = data[2:] if data.startswith(("0x", "0X")) else data
-    return bytes.fromhex(text)
-
-
 def _show(value: Any) -> str:
     if isinstance(value, bytes):
-        return _hex(value)
+        return encode_hex(value)
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     return repr(value) if isinstance(value, str) else str(value)
@@ -100,15 +90,15 @@ class RevertDecoder:
         }
         for item in abi:
             if item.get("type") == "error":
-                types = [_canonical_type(i) for i in item.get("inputs", [])]
-                selector = keccak(f"{item['name']}({','.join(types)})".encode())[:4]
-                self._errors[selector] = (str(item["name"]), types)
+                # An error's selector is computed like a function's: keccak256("Name(types)")[:4].
+                selector = function_abi_to_4byte_selector(cast(Any, item))
+                self._errors[selector] = (str(item["name"]), get_abi_input_types(cast(Any, item)))
 
     def decode(self, data: str | bytes | None) -> tuple[str, tuple[Any, ...]] | None:
         if not data:
             return None
         try:
-            raw = _to_bytes(data)
+            raw = data if isinstance(data, bytes) else decode_hex(data)
         except ValueError:
             return None
         known = self._errors.get(raw[:4])
@@ -119,14 +109,6 @@ class RevertDecoder:
             return name, tuple(abi_decode(types, raw[4:]))
         except (DecodingError, ValueError, OverflowError):
             return name, ()
-
-
-def _canonical_type(param: dict[str, Any]) -> str:
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in param.get("components", []))
-        return f"({inner}){kind[len('tuple') :]}"
-    return kind
 
 
 def _reverted(
@@ -190,9 +172,9 @@ class TxReceipt:
     def from_web3(cls, receipt: Web3Receipt) -> TxReceipt:
         address = receipt.get("contractAddress")
         return cls(
-            tx_hash=_hex(receipt["transactionHash"]),
+            tx_hash=encode_hex(receipt["transactionHash"]),
             block_number=int(receipt["blockNumber"]),
-            block_hash=_hex(receipt["blockHash"]),
+            block_hash=encode_hex(receipt["blockHash"]),
             status=int(receipt["status"]),
             gas_used=int(receipt["gasUsed"]),
             contract_address=str(address) if address else None,
@@ -212,18 +194,17 @@ def receipt_or_none(w3: Web3, tx_hash: str, *, contract: str | None = None) -> T
 def wait_for_receipt(
     w3: Web3, tx_hash: str, timeout: float, *, contract: str | None = None, poll_interval: float = 0.1
 ) -> TxReceipt:
-    """Poll for the receipt of ``tx_hash`` (any status); :class:`ReceiptTimeout` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    interval = poll_interval
-    while True:
-        receipt = receipt_or_none(w3, tx_hash, contract=contract)
-        if receipt is not None:
-            return receipt
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ReceiptTimeout(f"no receipt within {timeout:g}s", tx_hash=tx_hash, contract=contract)
-        time.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, 2.0)
+    """The receipt of ``tx_hash`` (any status), polled by web3; :class:`ReceiptTimeout` after ``timeout``."""
+    with chain_errors(contract=contract, tx_hash=tx_hash):
+        try:
+            receipt = w3.eth.wait_for_transaction_receipt(
+                cast(Any, tx_hash), timeout=timeout, poll_latency=poll_interval
+            )
+        except TimeExhausted:
+            raise ReceiptTimeout(
+                f"no receipt within {timeout:g}s", tx_hash=tx_hash, contract=contract
+            ) from None
+    return TxReceipt.from_web3(receipt)
 
 
 @dataclass
@@ -316,7 +297,7 @@ class TxSender:
                         self._next_nonce = None
                         raise
                     self._next_nonce = tx["nonce"] + 1
-                    tx_hash = _hex(signed.hash)
+                    tx_hash = encode_hex(signed.hash)
                     self._sent[tx_hash] = _Sent(dict(tx), time.monotonic())
                     return tx_hash
         raise AssertionError("unreachable")  # pragma: no cover
@@ -371,8 +352,8 @@ class TxSender:
                 while (entry := self._sent.get(current)) is not None and entry.replaced_by:
                     current = entry.replaced_by
                 sent = self._sent.get(current)
-            if self._is_mined(current):
-                return None
+            if receipt_or_none(self.w3, current, contract=contract) is not None:
+                return None  # mined
             if sent is None:
                 tx = self._pending_tx_from_node(current)
                 if tx is None:
@@ -390,19 +371,12 @@ class TxSender:
                 if "nonce too low" in message or "already known" in message:
                     return None  # the original was mined (or this exact tx is already pooled) meanwhile
                 raise
-            new_hash = _hex(signed.hash)
+            new_hash = encode_hex(signed.hash)
             with self._lock:
                 if current in self._sent:
                     self._sent[current].replaced_by = new_hash
                 self._sent[new_hash] = _Sent(dict(tx), time.monotonic())
             return new_hash
-
-    def _is_mined(self, tx_hash: str) -> bool:
-        try:
-            self.w3.eth.get_transaction_receipt(cast(Any, tx_hash))
-        except TransactionNotFound:
-            return False
-        return True
 
     def _pending_tx_from_node(self, tx_hash: str) -> dict[str, Any] | None:
         try:
@@ -413,7 +387,7 @@ class TxSender:
             return None
         tx: dict[str, Any] = {
             "to": found.get("to"),
-            "data": _hex(bytes(found["input"])),
+            "data": encode_hex(found["input"]),
             "value": int(found["value"]),
             "gas": int(found["gas"]),
             "nonce": int(found["nonce"]),

@@ -33,7 +33,7 @@ from traceability.domain.events import (
     Transport,
     lots_touched,
 )
-from traceability.domain.findings import Finding, Severity
+from traceability.domain.findings import Code, Finding, Severity
 
 # Highest plausible harvest per rai (1 rai = 1,600 m²) in kilograms, by crop code. Thai averages are far lower
 # (Hom Mali rice in Surin ≈ 350–450 kg/rai; watermelon ≈ 3–4 t/rai); these ceilings leave room for a very good
@@ -92,7 +92,7 @@ def time_ordered(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
     return sorted(entries, key=lambda e: e.event.event_time)
 
 
-def _f(code: str, sev: Severity, th: str, en: str, **kw: object) -> Finding:
+def _f(code: Code, sev: Severity, th: str, en: str, **kw: object) -> Finding:
     detail = {k: v for k, v in kw.items() if k not in ("event_id", "lot_code")}
     event_id = kw.get("event_id")
     lot_code = kw.get("lot_code")
@@ -117,7 +117,7 @@ def check_chain_links(entries: Sequence[LedgerEntry], lots: Iterable[str]) -> li
         if not creators:
             findings.append(
                 _f(
-                    "lot_origin_missing",
+                    Code.LOT_ORIGIN_MISSING,
                     Severity.ERROR,
                     f"ไม่พบเหตุการณ์ที่สร้างล็อต {lot} (การปลูกหรือการบรรจุ)",
                     f"No event creates lot {lot} (planting or packing)",
@@ -127,7 +127,7 @@ def check_chain_links(entries: Sequence[LedgerEntry], lots: Iterable[str]) -> li
         elif len(creators) > 1:
             findings.append(
                 _f(
-                    "lot_created_twice",
+                    Code.LOT_CREATED_TWICE,
                     Severity.ERROR,
                     f"ล็อต {lot} ถูกสร้างมากกว่าหนึ่งครั้ง",
                     f"Lot {lot} is created by more than one event",
@@ -143,7 +143,7 @@ def check_chain_links(entries: Sequence[LedgerEntry], lots: Iterable[str]) -> li
             if not preds:
                 findings.append(
                     _f(
-                        "broken_prev_link",
+                        Code.BROKEN_PREV_LINK,
                         Severity.ERROR,
                         f"ห่วงโซ่แฮชของล็อต {lot} ขาด: เหตุการณ์ {e.event.event_id} อ้างถึงเหตุการณ์ก่อนหน้าที่ไม่มีอยู่",
                         f"Hash chain of lot {lot} is broken: event {e.event.event_id} "
@@ -160,7 +160,7 @@ def check_chain_links(entries: Sequence[LedgerEntry], lots: Iterable[str]) -> li
             if len(succ) > 1:
                 findings.append(
                     _f(
-                        "forked_chain",
+                        Code.FORKED_CHAIN,
                         Severity.ERROR,
                         f"ห่วงโซ่แฮชของล็อต {lot} แตกเป็นสองสาย",
                         f"Hash chain of lot {lot} forks: two events follow the same event",
@@ -197,7 +197,7 @@ def apply_event(balance: Balance, event: Event, known_lots: set[str] | None = No
         if kg > have:
             findings.append(
                 _f(
-                    "mass_balance",
+                    Code.MASS_BALANCE,
                     Severity.ERROR,
                     f"ปริมาณไม่สมดุล: {what_th} {kg} กก. จากล็อต {lot} ซึ่งมีเพียง {have} กก.",
                     f"Mass balance broken: {what_en} {kg} kg from lot {lot}, which holds only {have} kg",
@@ -219,7 +219,7 @@ def apply_event(balance: Balance, event: Event, known_lots: set[str] | None = No
         if (known_lots is None or lot in known_lots) and kg > have:
             findings.append(
                 _f(
-                    "mass_balance",
+                    Code.MASS_BALANCE,
                     Severity.ERROR,
                     f"ปริมาณไม่สมดุล: {what_th} {kg} กก. แต่ล็อต {lot} มีเพียง {have} กก.",
                     f"Mass balance broken: {what_en} {kg} kg but lot {lot} holds only {have} kg",
@@ -239,7 +239,7 @@ def apply_event(balance: Balance, event: Event, known_lots: set[str] | None = No
         if total_out > total_in:
             findings.append(
                 _f(
-                    "mass_balance",
+                    Code.MASS_BALANCE,
                     Severity.ERROR,
                     f"ปริมาณไม่สมดุล: บรรจุได้ {total_out} กก. มากกว่าวัตถุดิบ {total_in} กก.",
                     f"Mass balance broken: packing output {total_out} kg exceeds its input {total_in} kg",
@@ -262,7 +262,7 @@ def apply_event(balance: Balance, event: Event, known_lots: set[str] | None = No
                 if (known_lots is None or lot in known_lots) and kg > moving:
                     findings.append(
                         _f(
-                            "mass_balance",
+                            Code.MASS_BALANCE,
                             Severity.ERROR,
                             f"ปริมาณไม่สมดุล: รับสินค้า {kg} กก. ของล็อต {lot} แต่มีการส่งมาเพียง {moving} กก.",
                             f"Mass balance broken: received {kg} kg of lot {lot} "
@@ -301,7 +301,7 @@ def check_yield(entries: Sequence[LedgerEntry], tolerance: Decimal = Decimal("1.
         if ev.plot_id != planting.plot_id:
             findings.append(
                 _f(
-                    "harvest_plot_mismatch",
+                    Code.HARVEST_PLOT_MISMATCH,
                     Severity.ERROR,
                     f"เก็บเกี่ยวล็อต {ev.lot_code} จากแปลง {ev.plot_id} แต่ปลูกที่แปลง {planting.plot_id}",
                     f"Lot {ev.lot_code} was harvested on plot {ev.plot_id} but planted on {planting.plot_id}",
@@ -312,7 +312,7 @@ def check_yield(entries: Sequence[LedgerEntry], tolerance: Decimal = Decimal("1.
         if ev.crop != planting.crop:
             findings.append(
                 _f(
-                    "harvest_crop_mismatch",
+                    Code.HARVEST_CROP_MISMATCH,
                     Severity.ERROR,
                     f"เก็บเกี่ยวล็อต {ev.lot_code} เป็น {ev.crop} แต่ปลูก {planting.crop}",
                     f"Lot {ev.lot_code} was harvested as {ev.crop} but planted as {planting.crop}",
@@ -328,7 +328,7 @@ def check_yield(entries: Sequence[LedgerEntry], tolerance: Decimal = Decimal("1.
         if harvested[ev.lot_code] > limit:
             findings.append(
                 _f(
-                    "implausible_yield",
+                    Code.IMPLAUSIBLE_YIELD,
                     Severity.WARNING,
                     f"ผลผลิตล็อต {ev.lot_code} รวม {harvested[ev.lot_code]} กก. สูงเกินกว่าที่แปลง "
                     f"{planting.area_rai} ไร่จะให้ได้ (ไม่เกิน {limit:.0f} กก.) อาจมีการสวมสิทธิ์",
