@@ -15,14 +15,18 @@ from traceability.errors import ConfigurationError
 
 
 def find_anvil() -> str:
-    """The anvil binary: ``node_modules/.bin/anvil`` of the checkout (or cwd), else one on PATH."""
-    candidates = [
-        Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil",
-        Path.cwd() / "node_modules" / ".bin" / "anvil",
-    ]
-    for c in candidates:
-        if c.exists():
-            return str(c)
+    """The anvil binary of the checkout's (or cwd's) ``node_modules``, else one on PATH.
+
+    The native binary the npm package installs for this platform (``@foundry-rs/anvil-<os>-<arch>``) comes
+    first: ``node_modules/.bin/anvil`` is a Node wrapper that forwards signals and exits at once, so a stop
+    would return while the real node may still be listening or writing its state file."""
+    for modules in (Path(__file__).resolve().parents[3] / "node_modules", Path.cwd() / "node_modules"):
+        for native in sorted((modules / "@foundry-rs").glob("anvil-*/bin/anvil")):
+            if os.access(native, os.X_OK):
+                return str(native)
+        wrapper = modules / ".bin" / "anvil"
+        if wrapper.exists():
+            return str(wrapper)
     found = shutil.which("anvil")
     if found:
         return found
@@ -43,6 +47,16 @@ def rpc_ready(url: str, timeout: float = 1.0) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError, TimeoutError):
         return False
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class AnvilNode:
@@ -91,16 +105,23 @@ class AnvilNode:
         raise ConfigurationError(f"anvil did not answer on {self.rpc_url} within {timeout}s")
 
     def stop(self) -> None:
+        """SIGTERM (anvil writes its --state file), then wait until its whole process group is gone."""
         if self.proc is None:
             return
+        group = self.proc.pid  # start_new_session: the process leads its own group
         if self.proc.poll() is None:
-            # SIGTERM lets anvil write its --state file before exiting.
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
+                os.killpg(group, 9)
                 self.proc.wait(timeout=5)
+        deadline = time.monotonic() + 10
+        while _group_alive(group):
+            if time.monotonic() > deadline:
+                os.killpg(group, 9)
+                deadline = time.monotonic() + 5
+            time.sleep(0.05)
         self.proc = None
 
     def __enter__(self) -> AnvilNode:
