@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from eth_account import Account
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import TraceRegistry
 from traceability.domain.events import (
@@ -23,6 +23,7 @@ from traceability.domain.events import (
 )
 from traceability.services.parties import enrol_authority, enrol_farmer, enrol_officer, enrol_plot
 from traceability.store import models
+from traceability.store.database import transaction
 
 ID_BASE = "https://trace.test"
 # Anvil's public dev account #1: the test authority's admin key (chain 31337 only).
@@ -51,11 +52,21 @@ def common(actor: str = "F-0001", place: str = "PLOT-T-01", when: datetime | Non
     }
 
 
-def make_authority(session: Session, registry: TraceRegistry, *, code: str | None = None) -> models.Authority:
+def sessions_of(sessions: Session | sessionmaker[Session]) -> sessionmaker[Session]:
+    """Registering a party on chain commits its intent first, so it needs a sessionmaker. Given the session of
+    a caller's transaction (older tests), make one on the same engine: that session itself writes nothing."""
+    if isinstance(sessions, Session):
+        return sessionmaker(sessions.get_bind(), expire_on_commit=False)
+    return sessions
+
+
+def make_authority(
+    sessions: Session | sessionmaker[Session], registry: TraceRegistry, *, code: str | None = None
+) -> models.Authority:
     """An อปท. registered on chain, administered by Anvil's dev account #1."""
     code = code or f"LAO-T{uuid.uuid4().hex[:6].upper()}"
     return enrol_authority(
-        session,
+        sessions_of(sessions),
         code=code,
         name_th="องค์การบริหารส่วนตำบลหนองสนิท",
         name_en="Nong Sanit SAO",
@@ -66,56 +77,70 @@ def make_authority(session: Session, registry: TraceRegistry, *, code: str | Non
     )
 
 
-def make_officer(session: Session, registry: TraceRegistry, authority: models.Authority) -> models.Officer:
+def authority_admin(registry: TraceRegistry) -> TraceRegistry:
+    """A client with the test authority's admin key (Anvil's dev account #1) on ``registry``'s chain."""
+    return TraceRegistry(registry.w3, registry.address, Account.from_key(AUTHORITY_ADMIN_KEY))
+
+
+def make_officer(
+    sessions: Session | sessionmaker[Session], registry: TraceRegistry, authority: models.Authority
+) -> models.Officer:
     """An officer of ``authority`` with a key of their own (passphrase ``OFFICER_PASSPHRASE``)."""
     return enrol_officer(
-        session,
+        sessions_of(sessions),
         username=f"officer-{authority.code.lower()}",
         display_name="นายสมชาย ประจำตำบล",
         authority=authority,
         password="officer-password",
         passphrase=OFFICER_PASSPHRASE,
-        authority_admin=TraceRegistry(registry.w3, registry.address, Account.from_key(AUTHORITY_ADMIN_KEY)),
+        authority_admin=authority_admin(registry),
     )
 
 
 def seed_parties(
-    session: Session, registry: TraceRegistry, *, code: str | None = None, with_officer: bool = False
+    sessions: Session | sessionmaker[Session],
+    registry: TraceRegistry,
+    *,
+    code: str | None = None,
+    with_officer: bool = False,
 ) -> dict[str, Any]:
-    """An authority (registered on chain), two farmers with a plot each, optionally an officer."""
-    auth = make_authority(session, registry, code=code)
-    f1 = enrol_farmer(
-        session, code="F-0001", authority=auth, display_name="นางสมพร ใจดี", phone="0811111111", pin="1234"
-    )
-    f2 = enrol_farmer(
-        session, code="F-0002", authority=auth, display_name="นายบุญมี ศรีสุข", phone="0822222222", pin="5678"
-    )
-    enrol_plot(
-        session,
-        code="PLOT-T-01",
-        farmer=f1,
-        village_th="บ้านหนองสนิท",
-        village_en="Ban Nong Sanit",
-        area_rai=Decimal("2.5"),
-    )
-    enrol_plot(
-        session,
-        code="PLOT-T-02",
-        farmer=f2,
-        village_th="บ้านโคกกลาง",
-        village_en="Ban Khok Klang",
-        area_rai=Decimal("4"),
-    )
+    """An authority (registered on chain), two farmers with a plot each, optionally an officer. Each is
+    committed in a transaction of its own (registration on chain is write-ahead)."""
+    factory = sessions_of(sessions)
+    auth = make_authority(factory, registry, code=code)
+    with transaction(factory) as session:
+        f1 = enrol_farmer(
+            session, code="F-0001", authority=auth, display_name="นางสมพร ใจดี", phone="0811111111", pin="1234"
+        )
+        f2 = enrol_farmer(
+            session, code="F-0002", authority=auth, display_name="นายบุญมี ศรีสุข", phone="0822222222", pin="5678"
+        )
+        enrol_plot(
+            session,
+            code="PLOT-T-01",
+            farmer=f1,
+            village_th="บ้านหนองสนิท",
+            village_en="Ban Nong Sanit",
+            area_rai=Decimal("2.5"),
+        )
+        enrol_plot(
+            session,
+            code="PLOT-T-02",
+            farmer=f2,
+            village_th="บ้านโคกกลาง",
+            village_en="Ban Khok Klang",
+            area_rai=Decimal("4"),
+        )
     out: dict[str, Any] = {"authority": auth}
     if with_officer:
-        out["officer"] = make_officer(session, registry, auth)
+        out["officer"] = make_officer(factory, registry, auth)
     return out
 
 
 def lifecycle(
     lot: str = "T-VEG-0001", child_a: str = "T-VEG-0001A", child_b: str = "T-VEG-0001B"
 ) -> list[Any]:
-    """Planting → harvest → grading → split packing → ship → receive for farmer F-0001."""
+    """Planting → harvest → grading (50 kg rejected) → split packing → ship → receive for farmer F-0001."""
     return [
         Planting(
             kind="planting",
@@ -127,14 +152,20 @@ def lifecycle(
             **common(when=days_ago(60)),
         ),
         Harvest(
-            kind="harvest", lot_code=lot, plot_id="PLOT-T-01", quantity=q("1000"), **common(when=days_ago(20))
+            kind="harvest",
+            lot_code=lot,
+            plot_id="PLOT-T-01",
+            crop="organic-veg",
+            variety="ผักคะน้า",
+            quantity=q("1000"),
+            **common(place="FARM-T-01", when=days_ago(20)),
         ),
         Grading(
             kind="grading",
             lot_code=lot,
-            grade="เกรด A",
-            accepted=q("950"),
-            rejected=q("50"),
+            grade="ตกเกรด ใบเหลือง",
+            quantity=q("50"),
+            disposition="non_conformant",
             **common(place="PH-T", when=days_ago(19)),
         ),
         Packing(

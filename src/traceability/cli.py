@@ -22,9 +22,7 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_migrate(rt: Runtime, args: argparse.Namespace) -> int:
-    from traceability.store.database import migrate
-
-    migrate(rt.settings.effective_database_url)
+    rt.migrate()
     print(f"database migrated: {rt.engine.url.render_as_string(hide_password=True)}")
     return 0
 
@@ -41,20 +39,20 @@ def cmd_deploy(rt: Runtime, args: argparse.Namespace) -> int:
 
 def cmd_demo(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.services.demo import is_seeded, seed_demo
-    from traceability.store.database import transaction
 
-    with transaction(rt.sessions) as session:
-        if is_seeded(session) and not args.force:
-            if args.json:
-                _print_json({"seeded": False, "reason": "database already holds events"})
-            else:
-                print("database already holds events: demo not seeded (use --force to add anyway)")
-            return 0
-        result = seed_demo(session, rt.registry, id_base=rt.settings.public_base_url)
+    with rt.transaction() as session:
+        seeded = is_seeded(session)
+    if seeded and not args.force:
+        if args.json:
+            _print_json({"seeded": False, "reason": "database already holds events"})
+        else:
+            print("database already holds events: demo not seeded (use --force to add anyway)")
+        return 0
+    result = seed_demo(rt.sessions, rt.registry, id_base=rt.settings.id_base, tz=rt.settings.timezone)
     if args.json:
         _print_json({"seeded": True, **result.to_json()})
     else:
-        print(f"demo seeded: {len(result.lots)} lots")
+        print(f"demo seeded: {len(result.lots)} lots, identifiers under {result.id_base}")
         for lot in result.lots:
             print(f"  {lot}")
         print("farmers (phone / PIN):")
@@ -67,9 +65,8 @@ def cmd_demo(rt: Runtime, args: argparse.Namespace) -> int:
 
 def cmd_lots(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.services.ledger import list_lots
-    from traceability.store.database import transaction
 
-    with transaction(rt.sessions) as session:
+    with rt.transaction() as session:
         lots = list_lots(session)
     if args.json:
         _print_json({"lots": [lot.to_json() for lot in lots]})
@@ -88,7 +85,7 @@ def _print_verdict(verdict: Verdict, as_json: bool) -> int:
         print(f"lot {verdict.lot_code}: {verdict.status.value.upper()}")
         marks = {Severity.OK: "ok   ", Severity.WARNING: "WARN ", Severity.ERROR: "FAIL "}
         for check in verdict.checks:
-            print(f"  {marks[check.severity]} {check.code:<16} {check.en}")
+            print(f"  {marks[check.severity]} {check.check:<16} {check.en}")
         for f in verdict.findings:
             mark = "FAIL " if f.severity is Severity.ERROR else "WARN "
             where = f" [event {f.event_id}]" if f.event_id else ""
@@ -98,8 +95,7 @@ def _print_verdict(verdict: Verdict, as_json: bool) -> int:
 
 def cmd_verify(rt: Runtime, args: argparse.Namespace) -> int:
     if args.bundle:
-        from traceability.chain.registry import TraceRegistry
-        from traceability.services.runtime import make_web3
+        from traceability.services.runtime import trusted_registry
         from traceability.services.verify import verify_bundle
 
         if not args.rpc:
@@ -108,18 +104,16 @@ def cmd_verify(rt: Runtime, args: argparse.Namespace) -> int:
             bundle = codec.loads(Path(args.bundle).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"cannot read bundle {args.bundle}: {exc}") from exc
-        if not isinstance(bundle, dict) or "contract" not in bundle:
-            raise InvalidInput("not a proof bundle: no contract address")
-        w3 = make_web3(args.rpc)
-        registry = TraceRegistry(w3, str(bundle["contract"]))
+        if not isinstance(bundle, dict):
+            raise InvalidInput("not a proof bundle: a JSON object was expected")
+        registry = trusted_registry(rt.settings, args.rpc, args.registry)
         verdict = verify_bundle(bundle, registry, confirmations=args.confirmations)
         return _print_verdict(verdict, args.json)
     if not args.lot_code:
         raise InvalidInput("give a LOT_CODE, or --bundle FILE --rpc URL")
     from traceability.services.ledger import verify_lot
-    from traceability.store.database import transaction
 
-    with transaction(rt.sessions) as session:
+    with rt.transaction() as session:
         verdict = verify_lot(
             session,
             rt.registry,
@@ -132,9 +126,8 @@ def cmd_verify(rt: Runtime, args: argparse.Namespace) -> int:
 
 def cmd_reconcile(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.services.ledger import reconcile
-    from traceability.store.database import transaction
 
-    with transaction(rt.sessions) as session:
+    with rt.transaction() as session:
         problems, stats = reconcile(session, rt.registry)
     if args.json:
         _print_json({"ok": not problems, "stats": stats, "problems": [p.to_json() for p in problems]})
@@ -149,12 +142,12 @@ def cmd_reconcile(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.services.exports import export_epcis, export_fsma204
     from traceability.services.proof import build_bundle
-    from traceability.store.database import transaction
 
-    with transaction(rt.sessions) as session:
+    with rt.transaction() as session:
         if args.format == "proof":
             reg = rt.registry
-            _print_json(build_bundle(session, args.lot_code, chain_id=reg.chain_id, contract=reg.address))
+            bundle = build_bundle(session, args.lot_code, chain_id=reg.chain_id, contract=reg.address)
+            _print_json(bundle.to_json())
         elif args.format == "epcis":
             _print_json(export_epcis(session, args.lot_code))
         else:
@@ -165,7 +158,7 @@ def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_worker(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.workers.anchor import run_worker
 
-    stats = run_worker(rt, once=args.once)
+    stats = run_worker(rt, once=args.once, timeout_s=args.timeout)
     print(f"anchored {stats.events} events in {stats.batches} batches (gas {stats.gas_used})")
     return 0
 
@@ -219,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("worker", help="run the anchoring worker")
     s.add_argument("--once", action="store_true", help="anchor everything pending, wait until final, exit")
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="with --once: give up after S seconds, exit non-zero and say what it still waits for",
+    )
     s.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
@@ -239,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("lot_code", nargs="?")
     s.add_argument("--bundle", metavar="FILE", help="a proof bundle: checked with no database")
     s.add_argument("--rpc", metavar="URL", help="the chain's JSON-RPC URL (with --bundle)")
+    s.add_argument(
+        "--registry",
+        metavar="ADDRESS",
+        help="with --bundle: the TraceRegistry you trust (default: this installation's deployment)",
+    )
     s.add_argument("--confirmations", type=int, default=0, help="with --bundle: confirmations required")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_verify)

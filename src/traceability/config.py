@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     # The service's hot key (ANCHORER_ROLE). Kept as SecretStr so it never shows in a repr or a log.
     anchor_key: SecretStr | None = None
     contract_address: str | None = None
-    # Cold keys' addresses for `trace deploy` (DEFAULT_ADMIN_ROLE and REGISTRAR_ROLE). Off chain 31337 both are
-    # required and must differ from the anchor key's address; on the dev chain they default to it.
+    # Cold keys' addresses for `trace deploy` (DEFAULT_ADMIN_ROLE and REGISTRAR_ROLE). Off chain 31337 both
+    # are required and must differ from the anchor key's address; on the dev chain they default to it.
     admin_address: str | None = None
     registrar_address: str | None = None
     # The registrar's key, needed only by `trace authority add` (a cold key: set it just for that command).
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     confirmations: int = Field(default=2, ge=0, le=1000)
     receipt_timeout_s: float = Field(default=120.0, gt=0)
     stuck_tx_s: float = Field(default=90.0, gt=0)
+    # `trace worker --once` logs what it waits for this often, and says the chain has stalled when no new
+    # block has come for stall_warning_s (a node that mines only on transactions never adds confirmations).
+    worker_progress_s: float = Field(default=5.0, gt=0)
+    stall_warning_s: float = Field(default=30.0, gt=0)
     public_base_url: str = "http://127.0.0.1:8000"
     # The base of lot, place and party URIs inside hashed events. Recorded in the database on first use and
     # refused if later changed (the anchored hashes depend on it); unset = the recorded one, or the default.

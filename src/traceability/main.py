@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from traceability.api.deps import RuntimeDep, SessionDep
 from traceability.config import Settings, get_settings
 from traceability.errors import TraceabilityError
+from traceability.services.health import outbox_gauges, readiness
 from traceability.services.ledger import list_lots
 from traceability.services.runtime import Runtime
-from traceability.store.database import transaction
-from traceability.store.repository import Repository
 from traceability.web.i18n import pick_lang, t
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
@@ -60,24 +57,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code
         )
 
-    def rt(request: Request) -> Runtime:
-        runtime_: Runtime = request.app.state.runtime
-        return runtime_
-
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(request: Request, lang: str | None = None) -> Response:
+    def home(request: Request, session: SessionDep, lang: str | None = None) -> Response:
         language = pick_lang(lang)
-        with transaction(rt(request).sessions) as session:
-            lots = [
-                {
-                    "code": lot.code,
-                    "product": lot.product_th if language == "th" else lot.product_en,
-                    "events": lot.events,
-                    "anchored": lot.anchored,
-                    "status": lot.status,
-                }
-                for lot in list_lots(session)
-            ]
+        lots = [
+            {
+                "code": lot.code,
+                "product": lot.product_th if language == "th" else lot.product_en,
+                "events": lot.events,
+                "anchored": lot.anchored,
+                "status": lot.status,
+            }
+            for lot in list_lots(session)
+        ]
         return TEMPLATES.TemplateResponse(
             request,
             "home.html",
@@ -95,38 +87,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz(request: Request) -> JSONResponse:
-        """Readiness: the database answers, the chain answers, and how far anchoring lags."""
-        runtime_ = rt(request)
-        checks: dict[str, Any] = {}
-        ready = True
-        try:
-            with transaction(runtime_.sessions) as session:
-                session.execute(text("SELECT 1"))
-                repo = Repository(session)
-                oldest = repo.oldest_pending_at()
-                checks["pending_events"] = repo.pending_count()
-            checks["database"] = "ok"
-            checks["anchor_lag_s"] = (
-                0 if oldest is None else round((datetime.now(UTC) - oldest).total_seconds(), 1)
-            )
-        except Exception as exc:  # any driver error means "not ready", reported, never a 500
-            ready, checks["database"] = False, f"error: {type(exc).__name__}"
-        try:
-            checks["chain"] = {"chain_id": runtime_.chain_id, "head": runtime_.w3.eth.block_number}
-        except Exception as exc:  # unreachable node, same reasoning
-            ready, checks["chain"] = False, f"error: {type(exc).__name__}"
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
-        )
+    def readyz(session: SessionDep, runtime: RuntimeDep) -> JSONResponse:
+        """Readiness: the database and the chain answer (503 if not), and how far anchoring lags."""
+        report = readiness(session, runtime)
+        return JSONResponse(report.to_json(), status_code=200 if report.ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus(request: Request) -> Response:
-        with transaction(rt(request).sessions) as session:
-            repo = Repository(session)
-            pending_gauge.set(repo.pending_count())
-            oldest = repo.oldest_pending_at()
-            lag_gauge.set(0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds())
+    def prometheus(session: SessionDep) -> Response:
+        gauges = outbox_gauges(session)
+        pending_gauge.set(gauges.pending_events)
+        lag_gauge.set(gauges.anchor_lag_s)
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -34,8 +34,7 @@ def test_chain_outage_delays_anchoring_and_loses_nothing(db, tmp_path):
     node = AnvilNode(state=tmp_path / "anvil-state.json").start()
     try:
         registry = TraceRegistry.deploy(make_web3(node.rpc_url), Account.from_key(ANVIL_DEV_KEY))
-        with transaction(db.sessions) as s:
-            seed_parties(s, registry)
+        seed_parties(db.sessions, registry)
         events = lifecycle()
         record(db, events[:3])
         node.stop()
@@ -64,8 +63,7 @@ def test_outage_between_write_ahead_and_send_is_recovered(db, tmp_path):
     node = AnvilNode(state=tmp_path / "anvil-state.json").start()
     try:
         registry = TraceRegistry.deploy(make_web3(node.rpc_url), Account.from_key(ANVIL_DEV_KEY))
-        with transaction(db.sessions) as s:
-            seed_parties(s, registry)
+        seed_parties(db.sessions, registry)
         record(db, lifecycle()[:2])
         anchorer = Anchorer(db.sessions, registry, batch_max=256, confirmations=0)
         batch_id = anchorer.claim_batch()
@@ -84,8 +82,7 @@ def test_outage_between_write_ahead_and_send_is_recovered(db, tmp_path):
 
 
 def test_crash_after_send_before_record_is_found_on_chain_not_resent(db, registry, w3):
-    with transaction(db.sessions) as s:
-        seed_parties(s, registry)
+    seed_parties(db.sessions, registry)
     record(db, lifecycle()[:3])
     crashed = Anchorer(db.sessions, registry, batch_max=256, confirmations=0)
     batch_id = crashed.claim_batch()
@@ -117,8 +114,7 @@ def test_anchor_removed_by_a_reorg_is_sent_again(db, tmp_path):
     try:
         w3 = make_web3(node.rpc_url)
         registry = TraceRegistry.deploy(w3, Account.from_key(ANVIL_DEV_KEY))
-        with transaction(db.sessions) as s:
-            seed_parties(s, registry)
+        seed_parties(db.sessions, registry)
         record(db, lifecycle()[:2])
         snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
         anchorer = Anchorer(db.sessions, registry, batch_max=256, confirmations=2)
@@ -166,8 +162,7 @@ def test_worker_process_killed_while_its_batch_is_in_flight(db, tmp_path):
         w3 = make_web3(node.rpc_url)
         account = Account.from_key(ANVIL_DEV_KEY)
         registry = TraceRegistry.deploy(w3, account)
-        with transaction(db.sessions) as s:
-            seed_parties(s, registry)
+        seed_parties(db.sessions, registry)
         record(db, lifecycle())
         w3.provider.make_request("evm_setAutomine", [False])  # the anchor tx will wait in the mempool
         nonce_before = w3.eth.get_transaction_count(account.address)

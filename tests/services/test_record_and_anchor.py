@@ -47,24 +47,22 @@ def anchor_all(db, registry, **kw):
 
 
 def certify(db, registry, parties, lot):
-    with transaction(db.sessions) as s:
-        return certify_lot(
-            s,
-            registry,
-            officer_username=parties["officer"].username,
-            passphrase=OFFICER_PASSPHRASE,
-            lot_code=lot,
-            standard="Organic Thailand PGS",
-            certificate_hash="0x" + "ab" * 32,
-            place_id="LAO-T",
-            id_base=ID_BASE,
-        )
+    return certify_lot(
+        db.sessions,
+        registry,
+        officer_username=parties["officer"].username,
+        passphrase=OFFICER_PASSPHRASE,
+        lot_code=lot,
+        standard="Organic Thailand PGS",
+        certificate_hash="0x" + "ab" * 32,
+        place_id="LAO-T",
+        id_base=ID_BASE,
+    )
 
 
 @pytest.fixture
 def parties(db, registry):
-    with transaction(db.sessions) as s:
-        return seed_parties(s, registry, with_officer=True)
+    return seed_parties(db.sessions, registry, with_officer=True)
 
 
 def test_events_link_into_each_lots_hash_chain(db, registry, parties):
@@ -100,6 +98,43 @@ def test_retry_with_the_same_key_or_id_never_duplicates(db, registry, parties):
         assert len(s.scalars(select(models.Event)).all()) == 1
 
 
+def test_resending_an_event_id_with_a_different_body_is_a_conflict(db, registry, parties):
+    planting, harvest = lifecycle()[:2]
+    first = record_all(db, [planting, harvest])
+    # the service filled in the planting's authority and each event's prev: a plain retry is the same event
+    assert [r.created for r in record_all(db, [planting, harvest])] == [False, False]
+    changed = harvest.model_copy(update={"quantity": q("1500")})
+    with pytest.raises(Conflict) as err:
+        record_all(db, [changed])
+    assert err.value.status_code == 409 and err.value.code == "event_conflict"
+    with pytest.raises(Conflict):
+        record_all(db, [planting.model_copy(update={"variety": "ผักกาดหอม"})])
+    with transaction(db.sessions) as s:
+        row = s.get(models.Event, harvest.event_id)
+        assert row is not None and row.hash == first[1].hash  # the first body stands
+        assert stored_event(row).quantity == q("1000")
+
+
+def test_a_planting_records_the_authority_of_its_plot(db, registry, parties):
+    planting = lifecycle()[0]
+    record_all(db, [planting])
+    with transaction(db.sessions) as s:
+        stored = stored_event(s.get(models.Event, planting.event_id))
+    assert stored.authority == parties["authority"].code
+    wrong = lifecycle(lot="T-VEG-0002")[0].model_copy(update={"authority": "LAO-ELSEWHERE"})
+    with pytest.raises(InvalidEvent) as err:
+        record_all(db, [wrong])
+    assert err.value.code == "authority_mismatch"
+
+
+def test_a_harvest_of_another_crop_than_planted_is_refused(db, registry, parties):
+    planting, harvest = lifecycle()[:2]
+    record_all(db, [planting])
+    with pytest.raises(InvalidEvent) as err:
+        record_all(db, [harvest.model_copy(update={"crop": "watermelon"})])
+    assert err.value.code == "crop_mismatch"
+
+
 def test_a_farmer_cannot_write_for_someone_elses_plot(db, registry, parties):
     planting = lifecycle()[0].model_copy(update={"actor": "F-0002"})
     with pytest.raises(Forbidden):
@@ -107,7 +142,7 @@ def test_a_farmer_cannot_write_for_someone_elses_plot(db, registry, parties):
 
 
 def test_taking_more_than_a_lot_holds_is_refused(db, registry, parties):
-    record_all(db, lifecycle()[:3])  # 950 kg accepted
+    record_all(db, lifecycle()[:3])  # 50 kg rejected: 950 kg left
     too_much = Packing(
         kind="packing",
         inputs=(lq("T-VEG-0001", "951"),),
@@ -194,17 +229,16 @@ def test_event_deleted_from_the_middle_breaks_the_prev_link(db, registry, partie
 def test_revoked_certification_fails_verification(db, registry, parties):
     record_all(db, lifecycle())
     cert = certify(db, registry, parties, "T-VEG-0001")
-    with transaction(db.sessions) as s:
-        revoke_certification(
-            s,
-            registry,
-            officer_username=parties["officer"].username,
-            passphrase=OFFICER_PASSPHRASE,
-            cert_id=cert.cert_id,
-            reason="ตรวจพบการใช้สารเคมีในแปลง",
-            place_id="LAO-T",
-            id_base=ID_BASE,
-        )
+    revoke_certification(
+        db.sessions,
+        registry,
+        officer_username=parties["officer"].username,
+        passphrase=OFFICER_PASSPHRASE,
+        cert_id=cert.cert_id,
+        reason="ตรวจพบการใช้สารเคมีในแปลง",
+        place_id="LAO-T",
+        id_base=ID_BASE,
+    )
     anchor_all(db, registry)
     with transaction(db.sessions) as s:
         verdict = verify_lot(s, registry, "T-VEG-0001A", confirmations=0)
@@ -214,9 +248,9 @@ def test_revoked_certification_fails_verification(db, registry, parties):
 
 def test_officer_needs_their_passphrase_and_their_own_authority(db, registry, parties):
     record_all(db, lifecycle()[:2])
-    with transaction(db.sessions) as s, pytest.raises(Forbidden):
+    with pytest.raises(Forbidden):
         certify_lot(
-            s,
+            db.sessions,
             registry,
             officer_username=parties["officer"].username,
             passphrase="wrong",
@@ -226,11 +260,10 @@ def test_officer_needs_their_passphrase_and_their_own_authority(db, registry, pa
             place_id="LAO-T",
             id_base=ID_BASE,
         )
-    with transaction(db.sessions) as s:
-        other = make_officer(s, registry, make_authority(s, registry))
-    with transaction(db.sessions) as s, pytest.raises(Forbidden):
+    other = make_officer(db.sessions, registry, make_authority(db.sessions, registry))
+    with pytest.raises(Forbidden):
         certify_lot(
-            s,
+            db.sessions,
             registry,
             officer_username=other.username,
             passphrase=OFFICER_PASSPHRASE,
@@ -248,6 +281,7 @@ def test_harvest_above_plausible_yield_is_flagged(db, registry, parties):
             kind="harvest",
             lot_code="T-VEG-0001",
             plot_id="PLOT-T-01",
+            crop="organic-veg",
             quantity=q("20000"),
             **common(when=days_ago(20)),
         )
@@ -311,7 +345,7 @@ def test_bundle_is_plain_json(db, registry, parties):
     anchor_all(db, registry)
     with transaction(db.sessions) as s:
         bundle = build_bundle(s, "T-VEG-0001A", chain_id=registry.chain_id, contract=registry.address)
-    doc = json.loads(codec.dumps(bundle))
+    doc = json.loads(codec.dumps(bundle.to_json()))
     assert {"chain_id", "contract", "lot_code", "@context", "events", "certifications"} <= set(doc)
     item = doc["events"][0]
     assert set(item) == {"epcis", "hash", "anchor"}

@@ -41,7 +41,8 @@ class ChainOpKind(StrEnum):
 
 
 class ChainOpStatus(StrEnum):
-    """intent recorded and committed → transaction sent (hash recorded) → result recorded; or failed."""
+    """intent recorded and committed → claimed and sent (hash recorded once known) → result recorded; or
+    failed."""
 
     INTENT = "intent"
     SENT = "sent"

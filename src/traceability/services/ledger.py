@@ -12,8 +12,11 @@ from traceability.chain.registry import TraceRegistry
 from traceability.domain import codec
 from traceability.domain.findings import Verdict
 from traceability.domain.hashing import event_hash, hash_hex
+from traceability.domain.ids import from_hex, to_hex
 from traceability.domain.merkle import MerkleTree
+from traceability.domain.states import BatchStatus
 from traceability.errors import ChainError
+from traceability.services.chainops import chain_op_problems
 from traceability.services.proof import build_bundle
 from traceability.services.verify import verify_bundle
 from traceability.store.repository import Repository
@@ -84,8 +87,9 @@ class Discrepancy:
 
 def reconcile(session: Session, registry: TraceRegistry) -> tuple[list[Discrepancy], dict[str, int]]:
     """Compare the SQL mirror with itself and with the chain: every stored body must still hash to its
-    stored hash, every batch root must be the Merkle root of its events, and every anchored root must be on
-    chain in the block recorded."""
+    stored hash, every batch root must be the Merkle root of its events, every anchored root must be on
+    chain in the block recorded, and every chain operation (enrolment, certification) must be finished with
+    its effect on chain."""
     repo = Repository(session)
     problems: list[Discrepancy] = []
     events = repo.all_events()
@@ -105,11 +109,11 @@ def reconcile(session: Session, registry: TraceRegistry) -> tuple[list[Discrepan
                     str(row.id),
                 )
             )
-    batches = repo.batches_in(["sending", "mined", "anchored"])
+    batches = repo.batches_in(list(BatchStatus))
     for batch in batches:
         members = repo.batch_events(batch.id)
-        hashes = [bytes.fromhex(h[2:]) for _, h in members]
-        if not hashes or "0x" + MerkleTree(hashes).root.hex() != batch.root:
+        hashes = [from_hex(h) for _, h in members]
+        if not hashes or to_hex(MerkleTree(hashes).root) != batch.root:
             problems.append(
                 Discrepancy(
                     "root_mismatch",
@@ -117,10 +121,10 @@ def reconcile(session: Session, registry: TraceRegistry) -> tuple[list[Discrepan
                     batch_id=batch.id,
                 )
             )
-        if batch.status != "anchored":
+        if batch.status != BatchStatus.ANCHORED:
             continue
         try:
-            on_chain = registry.anchored_at(bytes.fromhex(batch.root[2:]))
+            on_chain = registry.anchored_at(from_hex(batch.root))
             canonical = registry.block_hash(batch.block_number or 0)
         except ChainError as exc:
             problems.append(Discrepancy("chain_unavailable", str(exc), batch_id=batch.id))
@@ -141,5 +145,8 @@ def reconcile(session: Session, registry: TraceRegistry) -> tuple[list[Discrepan
                     batch_id=batch.id,
                 )
             )
+    # Enrolments, certifications and revocations sent write-ahead: none may be left half-done.
+    for op in chain_op_problems(session, registry):
+        problems.append(Discrepancy(op.code, op.message))
     stats = {"events": len(events), "batches": len(batches), **repo.outbox_counts()}
     return problems, stats

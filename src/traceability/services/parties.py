@@ -1,4 +1,10 @@
-"""Enrol the parties: authorities (อปท.), farmers and their plots, officers with their own keys."""
+"""Enrol the parties: authorities (อปท.), farmers and their plots, officers with their own keys.
+
+Registering an authority or an officer on chain is write-ahead (:mod:`traceability.services.chainops`): the
+row is written with status ``pending`` (an officer's with its encrypted keystore, so the key is never lost)
+together with the transactions signed by the registrar's or the authority admin's key, and committed before
+anything is broadcast; the row becomes ``active`` only once the registration is on chain.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,23 @@ from decimal import Decimal
 from argon2 import PasswordHasher
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from sqlalchemy.orm import Session
+from eth_utils.address import to_checksum_address
+from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import TraceRegistry, authority_id
+from traceability.domain.states import ChainOpKind, PartyStatus
 from traceability.errors import Conflict, Forbidden, NotFound
+from traceability.services.chainops import (
+    allocate_nonces,
+    contract_call,
+    head_block,
+    presign,
+    raise_unless_done,
+    require_sessionmaker,
+    settle_chain_op,
+)
 from traceability.store import models
+from traceability.store.database import transaction
 from traceability.store.repository import Repository
 
 _hasher = PasswordHasher()
@@ -24,7 +42,7 @@ def hash_secret(secret: str) -> str:
 
 
 def enrol_authority(
-    session: Session,
+    sessions: Session | sessionmaker[Session],
     *,
     code: str,
     name_th: str,
@@ -33,12 +51,87 @@ def enrol_authority(
     province_th: str,
     admin_address: str,
     registrar: TraceRegistry | None = None,
+    timeout: float | None = None,
 ) -> models.Authority:
-    repo = Repository(session)
-    if repo.authority_by_code(code) is not None:
+    """An authority. With ``registrar`` (a client with the registrar's key) it is registered on chain
+    write-ahead and returned once ``active``; that needs the sessionmaker, since the intent is committed
+    before anything is sent. Without, the row alone is written (active, never on chain: e.g. for a
+    benchmark), in the caller's session or in a transaction of its own."""
+    if registrar is None:
+        if isinstance(sessions, Session):
+            return _authority_row(sessions, code, name_th, name_en, district_th, province_th, admin_address)
+        with transaction(sessions) as session:
+            return _authority_row(session, code, name_th, name_en, district_th, province_th, admin_address)
+    if isinstance(sessions, Session):
+        raise TypeError("registering an authority on chain commits its intent first: pass the sessionmaker")
+    op_id = request_authority(
+        sessions,
+        registrar,
+        code=code,
+        name_th=name_th,
+        name_en=name_en,
+        district_th=district_th,
+        province_th=province_th,
+        admin_address=admin_address,
+    )
+    raise_unless_done(settle_chain_op(sessions, registrar, op_id, timeout=timeout), f"registration of {code}")
+    with transaction(sessions) as session:
+        row = Repository(session).authority_by_code(code)
+        assert row is not None
+        return row
+
+
+def request_authority(
+    sessions: sessionmaker[Session],
+    registrar: TraceRegistry,
+    *,
+    code: str,
+    name_th: str,
+    name_en: str,
+    district_th: str,
+    province_th: str,
+    admin_address: str,
+) -> int:
+    """Write the authority ``pending`` with its ``addAuthority`` transaction signed by the registrar's key, as
+    an ``add_authority`` chain op; commit; send nothing. Returns the op id."""
+    require_sessionmaker(sessions, "registering an authority on chain")
+    if registrar.account is None:
+        raise Forbidden("registering an authority needs the registrar's key")
+    admin = to_checksum_address(admin_address)
+    with transaction(sessions) as session:
+        row = _authority_row(
+            session, code, name_th, name_en, district_th, province_th, admin, status=PartyStatus.PENDING
+        )
+        [nonce] = allocate_nonces(session, registrar.w3, registrar.account.address, 1)
+        call = contract_call(registrar, "addAuthority", authority_id(code), admin)
+        raw = presign(registrar, "add_authority", call, nonce)
+        op = Repository(session).add_chain_op(
+            ChainOpKind.ADD_AUTHORITY,
+            code,
+            {
+                "authority_id": row.id,
+                "code": code,
+                "admin": admin,
+                "txs": [raw.to_json()],
+                "from_block": head_block(registrar),
+            },
+        )
+        return op.id
+
+
+def _authority_row(
+    session: Session,
+    code: str,
+    name_th: str,
+    name_en: str,
+    district_th: str,
+    province_th: str,
+    admin_address: str,
+    *,
+    status: PartyStatus = PartyStatus.ACTIVE,
+) -> models.Authority:
+    if Repository(session).authority_by_code(code) is not None:
         raise Conflict(f"authority {code} already exists")
-    if registrar is not None:
-        registrar.add_authority(authority_id(code), admin_address)
     row = models.Authority(
         code=code,
         name_th=name_th,
@@ -46,6 +139,7 @@ def enrol_authority(
         district_th=district_th,
         province_th=province_th,
         admin_address=admin_address,
+        status=status,
     )
     session.add(row)
     session.flush()
@@ -106,7 +200,7 @@ def enrol_plot(
 
 
 def enrol_officer(
-    session: Session,
+    sessions: sessionmaker[Session],
     *,
     username: str,
     display_name: str,
@@ -116,32 +210,93 @@ def enrol_officer(
     authority_admin: TraceRegistry,
     valid_from: int = 0,
     gas_allowance_wei: int = OFFICER_GAS_ALLOWANCE_WEI,
+    timeout: float | None = None,
 ) -> models.Officer:
     """Make the officer a key of their own, kept only as a keystore encrypted with their passphrase, and
-    register it on chain through the authority's admin key. Certifying costs the officer nothing (the service
-    relays the signature), but a revocation is sent from the officer's own key, so the admin grants it a
-    little gas."""
-    if Repository(session).officer_by_username(username) is not None:
-        raise Conflict(f"officer {username} already exists")
-    account: LocalAccount = Account.create()
-    keystore = Account.encrypt(account.key, passphrase)
-    authority_admin.add_officer(authority_id(authority.code), account.address, valid_from)
-    if gas_allowance_wei and authority_admin.sender is not None:
-        sender = authority_admin.sender
-        sender.wait(
-            sender.send({"to": account.address, "value": gas_allowance_wei}), authority_admin.receipt_timeout
-        )
-    row = models.Officer(
+    register it on chain through the authority's admin key (write-ahead, see :func:`request_officer`).
+    Returns the officer row once it is ``active``."""
+    op_id = request_officer(
+        sessions,
+        authority_admin,
         username=username,
-        authority_id=authority.id,
         display_name=display_name,
-        address=account.address,
-        keystore=dict(keystore),
-        password_hash=hash_secret(password),
+        authority=authority,
+        password=password,
+        passphrase=passphrase,
+        valid_from=valid_from,
+        gas_allowance_wei=gas_allowance_wei,
     )
-    session.add(row)
-    session.flush()
-    return row
+    report = settle_chain_op(sessions, authority_admin, op_id, timeout=timeout)
+    raise_unless_done(report, f"registration of officer {username}")
+    with transaction(sessions) as session:
+        row = Repository(session).officer_by_username(username)
+        assert row is not None
+        return row
+
+
+def request_officer(
+    sessions: sessionmaker[Session],
+    authority_admin: TraceRegistry,
+    *,
+    username: str,
+    display_name: str,
+    authority: models.Authority,
+    password: str,
+    passphrase: str,
+    valid_from: int = 0,
+    gas_allowance_wei: int = OFFICER_GAS_ALLOWANCE_WEI,
+) -> int:
+    """Write the officer ``pending`` with their encrypted keystore, and the transactions the admin's key
+    signs now (``addOfficer``, then the gas allowance: certifying costs the officer nothing, since the service
+    relays the signature, but a revocation is sent from the officer's own key), as an ``add_officer`` chain
+    op; commit; send nothing. Returns the op id."""
+    require_sessionmaker(sessions, "registering an officer on chain")
+    admin = authority_admin.account
+    if admin is None:
+        raise Forbidden("registering an officer needs the authority admin's key")
+    account: LocalAccount = Account.create()
+    keystore = Account.encrypt(account.key, passphrase)  # slow by design (scrypt): before the transaction
+    with transaction(sessions) as session:
+        repo = Repository(session)
+        if repo.officer_by_username(username) is not None:
+            raise Conflict(f"officer {username} already exists")
+        auth = repo.authority(authority.id)
+        if auth is None:
+            raise NotFound(f"unknown authority {authority.code}")
+        if auth.status != PartyStatus.ACTIVE:
+            raise Conflict(f"authority {auth.code} is {auth.status}: not registered on chain yet")
+        nonces = allocate_nonces(session, authority_admin.w3, admin.address, 2 if gas_allowance_wei else 1)
+        call = contract_call(
+            authority_admin, "addOfficer", authority_id(auth.code), account.address, valid_from
+        )
+        txs = [presign(authority_admin, "add_officer", call, nonces[0])]
+        if gas_allowance_wei:
+            transfer = {"to": account.address, "value": gas_allowance_wei}
+            txs.append(presign(authority_admin, "gas_allowance", transfer, nonces[1]))
+        row = models.Officer(
+            username=username,
+            authority_id=auth.id,
+            display_name=display_name,
+            address=account.address,
+            keystore=dict(keystore),
+            password_hash=hash_secret(password),
+            status=PartyStatus.PENDING,
+        )
+        session.add(row)
+        session.flush()
+        op = repo.add_chain_op(
+            ChainOpKind.ADD_OFFICER,
+            account.address,
+            {
+                "officer_id": row.id,
+                "authority_code": auth.code,
+                "officer": account.address,
+                "valid_from": valid_from,
+                "txs": [tx.to_json() for tx in txs],
+                "from_block": head_block(authority_admin),
+            },
+        )
+        return op.id
 
 
 def unlock_officer_key(officer: models.Officer, passphrase: str) -> LocalAccount:

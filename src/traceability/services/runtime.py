@@ -4,6 +4,8 @@ the TraceRegistry client. The CLI, the web app's lifespan and the worker all sta
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -15,8 +17,14 @@ from web3 import Web3
 
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_CHAIN_ID, ANVIL_DEV_KEY, ANVIL_DEV_KEYS, Settings
-from traceability.errors import ChainUnavailable, ConfigurationError
+from traceability.errors import ChainUnavailable, ConfigurationError, InvalidInput
 from traceability.store.database import make_engine, make_sessionmaker
+from traceability.store.database import migrate as migrate_schema
+from traceability.store.database import transaction as store_transaction
+
+# The unit of work handed to services. Callers above services (api, web, workers, cli) name it by this alias,
+# never by importing sqlalchemy: they pass it on, they do not query with it.
+DbSession = Session
 
 
 def anchor_account(settings: Settings, chain_id: int) -> LocalAccount:
@@ -40,6 +48,22 @@ def anchor_account(settings: Settings, chain_id: int) -> LocalAccount:
 
 def make_web3(rpc_url: str) -> Web3:
     return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+
+
+def trusted_registry(settings: Settings, rpc_url: str, address: str | None) -> TraceRegistry:
+    """The registry a bundle is checked against: ``address`` if given, else this installation's deployment
+    on the RPC's chain. Never the address the bundle itself names: a forger can deploy their own."""
+    w3 = make_web3(rpc_url)
+    trusted = address or read_deployment(settings, chain_id_of(w3))
+    if not trusted:
+        raise InvalidInput(
+            "no trusted registry for this chain: pass --registry ADDRESS (the TraceRegistry you trust) "
+            "or set TRACE_CONTRACT_ADDRESS"
+        )
+    try:
+        return TraceRegistry(w3, trusted)
+    except ValueError as exc:
+        raise InvalidInput(f"--registry is not an address: {trusted!r}") from exc
 
 
 def chain_id_of(w3: Web3) -> int:
@@ -103,6 +127,17 @@ class Runtime:
                 f"no contract code at {address} on chain {self.chain_id}: run `trace deploy`"
             )
         return TraceRegistry(self.w3, address, self.account)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit at the end, roll back on error. The web request's session and the CLI's
+        commands use this; services only add and flush."""
+        with store_transaction(self.sessions) as session:
+            yield session
+
+    def migrate(self) -> None:
+        """Upgrade the database schema to the latest migration."""
+        migrate_schema(self.settings.effective_database_url)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

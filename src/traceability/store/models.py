@@ -277,9 +277,11 @@ class LedgerMeta(Base):
 class ChainOp(Base):
     """A chain write other than anchoring, recorded *before* it is sent (write-ahead), like a batch.
 
-    ``intent`` (committed with everything needed to send it and to finish) → ``sent`` (tx hash committed) →
+    ``intent`` (committed with everything needed to send it and to finish) → ``sent`` (claimed by one process
+    with a compare-and-set on status and ``attempts``; its tx hash committed as soon as it is known) →
     ``done`` (receipt seen and the database rows it implies written) or ``failed`` (reverted, or can no
     longer be sent, e.g. its signature deadline passed). A restart looks each unfinished op up on chain first.
+    The state machine is ``services/chainops.py``.
     """
 
     __tablename__ = "chain_ops"

@@ -5,15 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
+from traceability.domain.states import BatchStatus, ChainOpStatus, LotRole, OutboxStatus
 from traceability.store.models import (
     Authority,
     Batch,
     BatchEvent,
     CertificationRecord,
+    ChainOp,
     Event,
     EventLot,
     Farmer,
@@ -21,6 +24,7 @@ from traceability.store.models import (
     Officer,
     Outbox,
     Plot,
+    utcnow,
 )
 
 
@@ -83,10 +87,10 @@ class Repository:
     def parent_lots(self, lot_codes: Sequence[str]) -> set[str]:
         """Lots that were inputs of the packing events that created ``lot_codes``."""
         producing = select(EventLot.event_id).where(
-            EventLot.lot_code.in_(list(lot_codes)), EventLot.role == "out"
+            EventLot.lot_code.in_(list(lot_codes)), EventLot.role == LotRole.OUT
         )
         rows = self.session.scalars(
-            select(EventLot.lot_code).where(EventLot.event_id.in_(producing), EventLot.role == "in")
+            select(EventLot.lot_code).where(EventLot.event_id.in_(producing), EventLot.role == LotRole.IN)
         ).all()
         return set(rows)
 
@@ -108,14 +112,14 @@ class Repository:
         out: dict[str, tuple[int, int]] = {}
         for lot, status, n in rows:
             total, done = out.get(lot, (0, 0))
-            out[lot] = (total + int(n), done + (int(n) if status == "anchored" else 0))
+            out[lot] = (total + int(n), done + (int(n) if status == OutboxStatus.ANCHORED else 0))
         return out
 
     def anchors_for(self, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[Batch, list[str]]]:
         rows = self.session.execute(
             select(BatchEvent, Batch)
             .join(Batch, Batch.id == BatchEvent.batch_id)
-            .where(BatchEvent.event_id.in_(list(event_ids)), Batch.status == "anchored")
+            .where(BatchEvent.event_id.in_(list(event_ids)), Batch.status == BatchStatus.ANCHORED)
         ).all()
         return {be.event_id: (batch, list(be.proof)) for be, batch in rows}
 
@@ -135,18 +139,22 @@ class Repository:
     # --- outbox and batches ---------------------------------------------------------------------------
     def pending_count(self) -> int:
         return int(
-            self.session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending"))
+            self.session.scalar(
+                select(func.count()).select_from(Outbox).where(Outbox.status == OutboxStatus.PENDING)
+            )
             or 0
         )
 
     def oldest_pending_at(self) -> datetime | None:
-        return self.session.scalar(select(func.min(Outbox.created_at)).where(Outbox.status == "pending"))
+        return self.session.scalar(
+            select(func.min(Outbox.created_at)).where(Outbox.status == OutboxStatus.PENDING)
+        )
 
     def claim_pending(self, limit: int, *, skip_locked: bool) -> Sequence[tuple[Outbox, str]]:
         stmt = (
             select(Outbox, Event.hash)
             .join(Event, Event.id == Outbox.event_id)
-            .where(Outbox.status == "pending")
+            .where(Outbox.status == OutboxStatus.PENDING)
             .order_by(Outbox.id)
             .limit(limit)
         )
@@ -173,3 +181,52 @@ class Repository:
     def outbox_counts(self) -> dict[str, int]:
         rows = self.session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
         return {str(s): int(n) for s, n in rows}
+
+    # --- write-ahead chain operations (services/chainops.py) -----------------------------------------
+    def add_chain_op(self, kind: str, subject: str, payload: dict[str, object]) -> ChainOp:
+        op = ChainOp(kind=kind, subject=subject, payload=payload, status=ChainOpStatus.INTENT, attempts=0)
+        self.session.add(op)
+        self.session.flush()
+        return op
+
+    def chain_op(self, op_id: int) -> ChainOp | None:
+        return self.session.get(ChainOp, op_id)
+
+    def chain_ops_in(self, statuses: Sequence[str], *, kind: str | None = None) -> Sequence[ChainOp]:
+        stmt = select(ChainOp).where(ChainOp.status.in_(list(statuses)))
+        if kind is not None:
+            stmt = stmt.where(ChainOp.kind == kind)
+        return self.session.scalars(stmt.order_by(ChainOp.id)).all()
+
+    def chain_ops_for(self, subject: str, *, kind: str) -> Sequence[ChainOp]:
+        return self.session.scalars(
+            select(ChainOp).where(ChainOp.subject == subject, ChainOp.kind == kind).order_by(ChainOp.id)
+        ).all()
+
+    def claim_chain_op(
+        self, op_id: int, *, status: str, attempts: int, stale_before: datetime | None = None
+    ) -> bool:
+        """Compare-and-set: take the op (status ``sent``, attempts + 1) only if it still has the ``status``
+        and ``attempts`` it was read with and, given ``stale_before``, was last touched before then. The one
+        statement is atomic on both backends, so of two processes at most one takes it. True if taken."""
+        stmt = update(ChainOp).where(
+            ChainOp.id == op_id, ChainOp.status == status, ChainOp.attempts == attempts
+        )
+        if stale_before is not None:
+            stmt = stmt.where(ChainOp.updated_at <= stale_before)
+        values = {"status": ChainOpStatus.SENT.value, "attempts": attempts + 1, "updated_at": utcnow()}
+        return self._rowcount(stmt.values(**values)) == 1
+
+    def update_claimed_chain_op(self, op_id: int, claim: int, **values: object) -> bool:
+        """Write to an op only while claim number ``claim`` still holds it (status ``sent``, attempts equal):
+        a process whose claim was taken over writes nothing. True if written."""
+        stmt = (
+            update(ChainOp)
+            .where(ChainOp.id == op_id, ChainOp.status == ChainOpStatus.SENT, ChainOp.attempts == claim)
+            .values(**values, updated_at=utcnow())
+        )
+        return self._rowcount(stmt) == 1
+
+    def _rowcount(self, stmt: Any) -> int:
+        result = self.session.execute(stmt.execution_options(synchronize_session=False))
+        return int(cast("CursorResult[Any]", result).rowcount)

@@ -58,7 +58,9 @@ def upgrade() -> None:
     for table in ("authorities", "officers"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(
-                sa.Column("status", sa.String(length=12), nullable=False, server_default=PartyStatus.ACTIVE.value)
+                sa.Column(
+                    "status", sa.String(length=12), nullable=False, server_default=PartyStatus.ACTIVE.value
+                )
             )
             batch_op.create_check_constraint(op.f(f"ck_{table}_status"), check_in("status", PartyStatus))
         with op.batch_alter_table(table, schema=None) as batch_op:
