@@ -93,3 +93,56 @@ def test_a_certification_by_another_authoritys_officer_does_not_count(db, regist
     assert verdict.status == "failed"
     assert "certification_wrong_authority" in codes
     assert {c.check: c.detail for c in verdict.checks}["certifications"]["valid"] == 0
+
+
+def test_an_officer_added_just_after_the_authoritys_admin_changed_hands_is_a_warning(db, registry):
+    """The registrar can move an authority to a new admin (proposed, then accepted); an officer that admin
+    adds right away might be a takeover's own. The chain cannot tell; the verifier says so in plain words."""
+    import time
+
+    from factories import seed_parties
+    from traceability.chain.eip712 import authority_id
+    from traceability.chain.registry import TraceRegistry
+    from traceability.services.certify import certify_lot
+    from traceability.services.parties import enrol_officer
+
+    parties = seed_parties(db.sessions, registry)
+    authority = parties["authority"]
+    new_admin = Account.create()
+    registry.w3.provider.make_request("anvil_setBalance", [new_admin.address, hex(10**20)])
+    time.sleep(1.1)  # the change must come in a later block second than the authority's creation
+    registry.propose_authority_admin(authority_id(authority.code), new_admin.address)
+    TraceRegistry(registry.w3, registry.address, new_admin).accept_authority_admin(
+        authority_id(authority.code)
+    )
+    assert registry.authority_admin_changed_at(authority_id(authority.code)) is not None
+    officer = enrol_officer(
+        db.sessions,
+        username="officer-after-change",
+        display_name="เจ้าหน้าที่ใหม่",
+        authority=authority,
+        password="officer-password",
+        passphrase=OFFICER_PASSPHRASE,
+        authority_admin=TraceRegistry(registry.w3, registry.address, new_admin),
+    )
+    for event in lifecycle()[:2]:
+        with transaction(db.sessions) as s:
+            record_event(s, event, id_base=ID_BASE)
+    certify_lot(
+        db.sessions,
+        registry,
+        officer_username=officer.username,
+        passphrase=OFFICER_PASSPHRASE,
+        lot_code="T-VEG-0001",
+        standard="Organic Thailand PGS",
+        certificate_hash="0x" + "ab" * 32,
+        place_id=authority.code,
+        id_base=ID_BASE,
+    )
+    Anchorer(db.sessions, registry, batch_max=256, confirmations=0).run_once(poll_s=0.05)
+
+    with transaction(db.sessions) as s:
+        verdict = verify_lot(s, registry, "T-VEG-0001", confirmations=0)
+    assert verdict.status == "warning"
+    assert [f.code for f in verdict.findings] == ["officer_after_admin_change"]
+    assert {c.check: c.detail for c in verdict.checks}["certifications"]["valid"] == 1
