@@ -4,7 +4,7 @@ PIP     := .venv/bin/pip
 VENV_OK := .venv/.installed
 NPM_OK  := node_modules/.installed
 
-.PHONY: help install run test lint typecheck migrate compile-contracts bench clean
+.PHONY: help install run test lint typecheck migrate compile-contracts bench messages clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ compile-contracts: install ## compile contracts/TraceRegistry.sol into the commi
 
 bench: install ## gas per event by batch size and end-to-end throughput (figures for docs/benchmarks.md)
 	.venv/bin/trace bench
+
+messages: install ## extract page text and merge it into the Thai and English catalogs (then translate th)
+	mkdir -p var && .venv/bin/pybabel extract -F babel.cfg --no-location --omit-header -o var/messages.pot .
+	for lang in th en; do \
+	  .venv/bin/pybabel update --no-fuzzy-matching -i var/messages.pot -l $$lang \
+	    -d src/traceability/web/locale; \
+	done
 
 clean: ## remove local state (the chain, the database) but keep the installs
 	rm -rf var/*.db var/*.db-* var/anvil-state.json var/deployment.json var/anvil.log var/worker.lock

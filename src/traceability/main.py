@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,9 +16,8 @@ from traceability.errors import TraceabilityError
 from traceability.services.health import outbox_gauges, readiness
 from traceability.services.ledger import list_lots
 from traceability.services.runtime import Runtime
-from traceability.web.i18n import pick_lang, t
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
+from traceability.web.i18n import pick_lang
+from traceability.web.pages import render
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -70,16 +67,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             }
             for lot in list_lots(session)
         ]
-        return TEMPLATES.TemplateResponse(
-            request,
-            "home.html",
-            {
-                "lang": language,
-                "other_lang": "en" if language == "th" else "th",
-                "lots": lots,
-                "t": lambda key: t(key, language),
-            },
-        )
+        return render(request, "home.html", language, {"lots": lots})
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
