@@ -4,7 +4,7 @@ PIP     := .venv/bin/pip
 VENV_OK := .venv/.installed
 NPM_OK  := node_modules/.installed
 
-.PHONY: help install run test lint typecheck migrate compile-contracts bench messages clean
+.PHONY: help install browser run test lint typecheck migrate compile-contracts bench messages clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,10 +22,20 @@ $(NPM_OK): package.json package-lock.json
 
 install: $(VENV_OK) $(NPM_OK) ## create .venv and node_modules with every pinned dependency
 
+# Browser tests drive Debian's Chromium through its ChromeDriver, with a Thai font (without one a screenshot
+# shows boxes). Installed from Debian's packages where missing (root, or sudo without a password).
+BROWSER_PKGS := chromium chromium-driver fonts-thai-tlwg
+browser: ## install Chromium, ChromeDriver and a Thai font where missing (Debian packages)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	    && fc-list 2>/dev/null | grep -qi tlwg; then exit 0; fi; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  --no-install-recommends $(BROWSER_PKGS)
+
 run: install ## local chain, migrate, deploy once, demo data, worker, web on :8000 (ARGS="--port N")
 	$(PY) scripts/dev.py $(ARGS)
 
-test: install ## the whole suite: real Anvil, SQLite and PostgreSQL
+test: install browser ## the whole suite: real Anvil, SQLite, PostgreSQL and headless Chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: install ## ruff
