@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     def deployment_file(self) -> Path:
         return self.var_dir / "deployment.json"
 
+    @property
+    def evidence_dir(self) -> Path:
+        """Where photo evidence is kept, by content hash (services/evidence.py)."""
+        return self.var_dir / "evidence"
+
 
 @lru_cache
 def get_settings() -> Settings:
