@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import re
 import sys
+import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from traceability.config import Settings, get_settings
 from traceability.domain import codec
@@ -198,6 +204,222 @@ def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ operators: authorities and officers
+
+AUTHORITY_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+PASSWORD_MIN = 8
+PASSPHRASE_MIN = 12
+
+
+def cmd_authority_add(rt: Runtime, args: argparse.Namespace) -> int:
+    from traceability.services.parties import checked_address, enrol_authority
+
+    if not AUTHORITY_CODE.fullmatch(args.code):
+        raise InvalidInput(
+            f"authority code {args.code!r}: 1-32 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    for option, value, limit in (
+        ("--name-th", args.name_th, 200),
+        ("--name-en", args.name_en, 200),
+        ("--district-th", args.district_th, 100),
+        ("--province-th", args.province_th, 100),
+    ):
+        if not value.strip() or len(value) > limit:
+            raise InvalidInput(f"{option} must be 1-{limit} characters")
+    admin = checked_address(args.admin, "--admin")
+    row = enrol_authority(
+        rt.sessions,
+        code=args.code,
+        name_th=args.name_th.strip(),
+        name_en=args.name_en.strip(),
+        district_th=args.district_th.strip(),
+        province_th=args.province_th.strip(),
+        admin_address=admin,
+        registrar=rt.registrar,
+    )
+    if args.json:
+        _print_json(
+            {
+                "code": row.code,
+                "name_th": row.name_th,
+                "name_en": row.name_en,
+                "district_th": row.district_th,
+                "province_th": row.province_th,
+                "admin": row.admin_address,
+                "status": str(row.status),
+                "chain_id": rt.chain_id,
+                "registry": rt.registry.address,
+            }
+        )
+    else:
+        print(f"authority {row.code} ({row.name_en}) registered on chain {rt.chain_id}: admin {admin}")
+    return 0
+
+
+def cmd_officer_add(rt: Runtime, args: argparse.Namespace) -> int:
+    from traceability.services.parties import (
+        authority_by_code,
+        enrol_officer,
+        officer_term,
+        require_authority_admin,
+    )
+
+    if not 1 <= len(args.username) <= 64 or args.username.strip() != args.username:
+        raise InvalidInput("USERNAME must be 1-64 characters without surrounding spaces")
+    if not args.display_name.strip() or len(args.display_name) > 200:
+        raise InvalidInput("--display-name must be 1-200 characters")
+    valid_from = _unix_time(args.valid_from, "--valid-from", rt.settings.timezone) if args.valid_from else 0
+    with rt.transaction() as session:
+        authority = authority_by_code(session, args.authority)
+    admin = rt.client_for_key(_admin_key(args.admin_key_file), f"--admin-key-file {args.admin_key_file}")
+    # Checked before the officer types their secrets, and again when the transaction is signed.
+    require_authority_admin(admin, authority.code)
+    password, passphrase = _officer_secrets(args)
+    row = enrol_officer(
+        rt.sessions,
+        username=args.username,
+        display_name=args.display_name.strip(),
+        authority=authority,
+        password=password,
+        passphrase=passphrase,
+        authority_admin=admin,
+        valid_from=valid_from,
+    )
+    term = officer_term(rt.registry, authority.code, row.address)
+    if args.json:
+        _print_json(
+            {
+                "username": row.username,
+                "authority": authority.code,
+                "address": row.address,
+                "status": str(row.status),
+                "valid_from": term.valid_from,
+                "valid_from_iso": _iso(term.valid_from),
+            }
+        )
+    else:
+        since = _iso(term.valid_from)
+        print(f"officer {row.username} of {authority.code} registered on chain, valid from {since}")
+        print(row.address)
+    return 0
+
+
+def cmd_officer_revoke(rt: Runtime, args: argparse.Namespace) -> int:
+    from traceability.services.parties import revoke_officer
+
+    effective_at = (
+        _unix_time(args.effective_at, "--effective-at", rt.settings.timezone) if args.effective_at else 0
+    )
+    admin = rt.client_for_key(_admin_key(args.admin_key_file), f"--admin-key-file {args.admin_key_file}")
+    done = revoke_officer(
+        rt.sessions, username=args.username, authority_admin=admin, effective_at=effective_at
+    )
+    if args.json:
+        _print_json({**asdict(done), "revoked_at_iso": _iso(done.revoked_at), "status": "revoked"})
+    else:
+        print(
+            f"officer {done.username} ({done.address}) of {done.authority_code} revoked on chain as of "
+            f"{_iso(done.revoked_at)}" + (f" (tx {done.tx_hash})" if done.tx_hash else "")
+        )
+    return 0
+
+
+def _admin_key(key_file: str) -> str:
+    """The authority admin's private key (hex): the first line of ``key_file``. A file, not an option or
+    an environment variable, so the key shows in no process listing."""
+    key = _first_line(key_file, "--admin-key-file").strip()
+    if not key:
+        raise InvalidInput(
+            f"--admin-key-file {key_file} is empty: it must hold the admin's private key (hex)"
+        )
+    return key
+
+
+def _first_line(path: str, option: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InvalidInput(f"cannot read {option} {path}: {reason}") from None
+
+
+def _officer_secrets(args: argparse.Namespace) -> tuple[str, str]:
+    """The officer's login password and signing passphrase: from files, from stdin (two lines), or typed at
+    the terminal without echo (twice each). Never from argv or the environment: those leak (ps, /proc)."""
+    if args.stdin and (args.password_file or args.passphrase_file):
+        raise InvalidInput(
+            "--stdin reads both secrets: do not combine it with --password-file/--passphrase-file"
+        )
+    if args.stdin:
+        password, passphrase = _stdin_line("password"), _stdin_line("passphrase")
+    else:
+        password = (
+            _first_line(args.password_file, "--password-file")
+            if args.password_file
+            else _prompt_twice("officer's login password")
+        )
+        passphrase = (
+            _first_line(args.passphrase_file, "--passphrase-file")
+            if args.passphrase_file
+            else _prompt_twice("officer's signing passphrase")
+        )
+    if len(password) < PASSWORD_MIN:
+        raise InvalidInput(f"the password must be at least {PASSWORD_MIN} characters")
+    if len(passphrase) < PASSPHRASE_MIN:
+        raise InvalidInput(f"the signing passphrase must be at least {PASSPHRASE_MIN} characters")
+    if passphrase == password:
+        raise InvalidInput(
+            "the signing passphrase must differ from the login password: it alone opens the officer's key"
+        )
+    return password, passphrase
+
+
+def _stdin_line(what: str) -> str:
+    line = sys.stdin.readline()
+    if not line:
+        raise InvalidInput(f"--stdin: expected two lines (password, then passphrase); the {what} is missing")
+    return line.rstrip("\r\n")
+
+
+def _prompt_twice(what: str) -> str:
+    with warnings.catch_warnings():
+        # Without a terminal getpass would read the secret with echo on, after a warning: refuse instead.
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            first = getpass.getpass(f"{what}: ")
+            second = getpass.getpass(f"{what} again: ")
+        except getpass.GetPassWarning:
+            raise InvalidInput(
+                f"no terminal to read the {what} from without echo: use --password-file and "
+                "--passphrase-file, or --stdin"
+            ) from None
+        except EOFError:
+            raise InvalidInput(f"no {what} given") from None
+    if first != second:
+        raise InvalidInput(f"the two entries of the {what} do not match")
+    return first
+
+
+def _unix_time(value: str, option: str, tz: str) -> int:
+    """ISO 8601 to unix seconds; a time without an offset is taken in ``tz`` (TRACE_TIMEZONE)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{option} is not an ISO 8601 time: {value!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(tz))
+    unix = int(when.timestamp())
+    if not 0 < unix < 2**64:
+        raise InvalidInput(f"{option} is out of range: {value!r}")
+    return unix
+
+
+def _iso(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="trace", description="Farm-to-export traceability (Thai community agriculture)"
@@ -257,6 +479,75 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("lot_code")
     s.set_defaults(func=cmd_export)
 
+    s = sub.add_parser("authority", help="manage authorities (อปท.)")
+    actions = s.add_subparsers(dest="action", required=True)
+    s = actions.add_parser(
+        "add",
+        help="enrol an authority and register it on chain (registrar key: TRACE_REGISTRAR_KEY)",
+        description="Enrol an authority (อปท.) and register it on chain with the registrar's key "
+        "(TRACE_REGISTRAR_KEY; on the dev chain 31337 it defaults to the anchor key).",
+    )
+    s.add_argument("code", metavar="CODE", help="e.g. LAO-NONGSANIT")
+    s.add_argument("--name-th", required=True)
+    s.add_argument("--name-en", required=True)
+    s.add_argument("--district-th", required=True)
+    s.add_argument("--province-th", required=True)
+    s.add_argument("--admin", required=True, metavar="ADDRESS", help="the address that manages its officers")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_authority_add, command_name="authority add")
+
+    s = sub.add_parser("officer", help="manage officers of an authority")
+    actions = s.add_subparsers(dest="action", required=True)
+    s = actions.add_parser(
+        "add",
+        help="create an officer's own key (encrypted with their passphrase) and register it on chain",
+        description="Create the officer's signing key as a keystore encrypted with their passphrase, and "
+        "register its address on chain with the authority admin's key. The password and passphrase are "
+        "typed at the terminal (twice, not echoed), or read from files or stdin, never from the command "
+        "line.",
+    )
+    s.add_argument("username", metavar="USERNAME")
+    s.add_argument("--authority", required=True, metavar="CODE")
+    s.add_argument("--display-name", required=True)
+    s.add_argument(
+        "--valid-from",
+        metavar="ISO8601",
+        help="start of the officer's term (default now; no offset = TRACE_TIMEZONE)",
+    )
+    s.add_argument(
+        "--admin-key-file",
+        required=True,
+        metavar="F",
+        help="a file holding the authority admin's private key (hex)",
+    )
+    s.add_argument("--password-file", metavar="F", help="the officer's login password: the file's first line")
+    s.add_argument(
+        "--passphrase-file", metavar="F", help="the officer's signing passphrase: the file's first line"
+    )
+    s.add_argument(
+        "--stdin", action="store_true", help="read two lines from stdin: password, then passphrase"
+    )
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_officer_add, command_name="officer add")
+
+    s = actions.add_parser(
+        "revoke",
+        help="revoke an officer on chain (now, or as of a past time) with the authority admin's key",
+        description="Revoke the officer on chain with the authority admin's key, as of --effective-at "
+        "(default now; a past time is allowed, e.g. since a key was compromised, but not before the "
+        "officer's term began), and mark the officer revoked.",
+    )
+    s.add_argument("username", metavar="USERNAME")
+    s.add_argument("--effective-at", metavar="ISO8601", help="no offset = TRACE_TIMEZONE; default now")
+    s.add_argument(
+        "--admin-key-file",
+        required=True,
+        metavar="F",
+        help="a file holding the authority admin's private key (hex)",
+    )
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_officer_revoke, command_name="officer revoke")
+
     s = sub.add_parser("bench", help="measure gas per event by batch size and end-to-end throughput")
     s.add_argument("--json", action="store_true")
     s.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16, 256, 1024])
@@ -275,7 +566,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     try:
         return int(args.func(rt, args))
     except TraceabilityError as exc:
-        print(f"trace {args.command}: error: {exc.message}", file=sys.stderr)
+        name = getattr(args, "command_name", None) or args.command
+        print(f"trace {name}: error: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -33,7 +33,7 @@ from traceability.chain.registry import TraceRegistry, authority_id
 from traceability.config import ANVIL_DEV_KEY
 from traceability.domain import codec
 from traceability.domain.states import ChainOpKind, ChainOpStatus, PartyStatus
-from traceability.errors import Conflict, InvalidInput
+from traceability.errors import Conflict, Forbidden, InvalidInput
 from traceability.services.anchoring import Anchorer
 from traceability.services.certify import certify_lot, request_certification, revoke_certification
 from traceability.services.chainops import (
@@ -48,6 +48,8 @@ from traceability.services.parties import (
     enrol_authority,
     enrol_officer,
     request_officer,
+    request_officer_revocation,
+    revoke_officer,
     unlock_officer_key,
 )
 from traceability.store import models
@@ -421,6 +423,88 @@ def test_revocation_survives_a_crash_after_broadcast(db, registry, anvil, partie
         assert len(s.scalars(select(models.Event).where(models.Event.kind == "revocation")).all()) == 1
     with pytest.raises(Conflict):  # one revocation per certification
         revoke_certification(db.sessions, registry, **revoke)
+
+
+# ------------------------------------------------------------------ officer revocation: a crash at each step
+
+
+def officer_revoked_logs(registry: TraceRegistry, authority: models.Authority, address: str, start: int):
+    revoked = registry.contract.events.OfficerRevoked()
+    return list(
+        revoked.get_logs(
+            argument_filters={"authority": authority_id(authority.code), "officer": address}, from_block=start
+        )
+    )
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_officer_revocation_survives_a_crash_at_each_step(db, registry, anvil, parties, step):
+    authority, officer = parties["authority"], parties["officer"]
+    aid = authority_id(authority.code)
+    # The earliest time the contract allows: the start of the officer's term, in the past.
+    effective_at = registry.officer_status(aid, officer.address).valid_from
+    start = registry.head()
+    request = {"username": officer.username, "effective_at": effective_at}
+    if step == "intent":
+        request_officer_revocation(db.sessions, authority_admin(registry), **request)
+    else:
+        dying = client(anvil, registry, AUTHORITY_ADMIN_KEY, hook=crash_at(step))
+        with pytest.raises(Crash):
+            revoke_officer(db.sessions, authority_admin=dying, **request)
+    [op] = ops(db, ChainOpKind.REVOKE_OFFICER)
+    assert op.subject == officer.address and op.status == (
+        ChainOpStatus.INTENT if step == "intent" else ChainOpStatus.SENT
+    )
+    with transaction(db.sessions) as s:
+        assert Repository(s).officer_by_username(officer.username).status == PartyStatus.ACTIVE
+    sent_before = step in ("after_send", "after_hash")
+    assert (registry.officer_status(aid, officer.address).revoked_at != 0) == sent_before
+    with pytest.raises(Conflict, match="being revoked"):  # one revocation at a time
+        request_officer_revocation(db.sessions, authority_admin(registry), **request)
+
+    restarted = client(anvil, registry)  # the worker's client: it broadcasts what the admin signed
+    [report] = resume_chain_ops(db.sessions, restarted, stale_after_s=0)
+    assert report.outcome is Outcome.DONE, report
+    assert sends(restarted) == (0 if sent_before else 1)  # looked up on chain first: never sent twice
+
+    assert len(officer_revoked_logs(registry, authority, officer.address, start)) == 1
+    assert registry.officer_status(aid, officer.address).revoked_at == effective_at
+    with transaction(db.sessions) as s:
+        assert Repository(s).officer_by_username(officer.username).status == PartyStatus.REVOKED
+    [done] = ops(db, ChainOpKind.REVOKE_OFFICER)
+    assert done.status == ChainOpStatus.DONE and done.tx_hash == op.payload["txs"][0]["hash"]
+    assert resume_chain_ops(db.sessions, restarted, stale_after_s=0) == []
+    with transaction(db.sessions) as s:
+        assert chain_op_problems(s, registry) == []
+    with pytest.raises(Forbidden, match="revoked"):
+        request_certification(db.sessions, registry, **cert_request(parties))
+    with pytest.raises(Conflict, match="already revoked"):
+        request_officer_revocation(db.sessions, authority_admin(registry), **request)
+
+
+def test_a_certification_is_refused_once_the_chain_has_the_revocation(db, registry, anvil, parties):
+    # The revocation is on chain but its op not finished (the row still active): the chain decides.
+    dying = client(anvil, registry, AUTHORITY_ADMIN_KEY, hook=crash_at("after_send"))
+    with pytest.raises(Crash):
+        revoke_officer(db.sessions, username=parties["officer"].username, authority_admin=dying)
+    with transaction(db.sessions) as s:
+        row = Repository(s).officer_by_username(parties["officer"].username)
+        assert row is not None and row.status == PartyStatus.ACTIVE
+    with pytest.raises(Forbidden, match="not an officer of .* on chain now"):
+        request_certification(db.sessions, registry, **cert_request(parties))
+    assert ops(db, ChainOpKind.CERTIFY) == []
+
+
+def test_officer_revocation_refused_by_the_contract_writes_nothing(db, registry, parties):
+    officer = parties["officer"]
+    valid_from = registry.officer_status(authority_id(parties["authority"].code), officer.address).valid_from
+    with pytest.raises(InvalidInput, match="before officer .* validFrom"):
+        request_officer_revocation(
+            db.sessions, authority_admin(registry), username=officer.username, effective_at=valid_from - 1
+        )
+    with pytest.raises(Forbidden, match="is not the admin"):
+        request_officer_revocation(db.sessions, registry, username=officer.username)
+    assert ops(db, ChainOpKind.REVOKE_OFFICER) == []
 
 
 # ------------------------------------------------------------------ no transaction open during a wait

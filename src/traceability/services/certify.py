@@ -23,7 +23,13 @@ from eth_utils.hexadecimal import encode_hex
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from traceability.chain.eip712 import CertificationData, sign_certification, typed_data, typed_data_digest
+from traceability.chain.eip712 import (
+    CertificationData,
+    authority_id,
+    sign_certification,
+    typed_data,
+    typed_data_digest,
+)
 from traceability.chain.registry import TraceRegistry, as_bytes32
 from traceability.domain.events import Certification, Place, Revocation
 from traceability.domain.states import ChainOpKind, ChainOpStatus, PartyStatus
@@ -96,6 +102,12 @@ def request_certification(
             raise Forbidden(f"officer {officer_username} may certify only lots of their own authority")
         authority = repo.authority(officer.authority_id)
         assert authority is not None
+        # The row turns ``revoked`` only once a revocation is final; the chain may know sooner.
+        if not registry.is_officer_at(authority_id(authority.code), officer.address, now):
+            raise Forbidden(
+                f"officer {officer_username} is not an officer of {authority.code} on chain now "
+                "(revoked, or their term has not begun)"
+            )
         account = unlock_officer_key(officer, passphrase)
         data = CertificationData(
             lot_code=lot_code,
@@ -311,6 +323,8 @@ def local_time(when: datetime | None, tz: str = DEFAULT_TIMEZONE) -> datetime:
 
 def _active_officer(session: Session, username: str) -> models.Officer:
     row = find_officer(session, username)
+    if row.status == PartyStatus.REVOKED:
+        raise Forbidden(f"officer {username} is revoked: their key can no longer certify or revoke")
     if row.status != PartyStatus.ACTIVE:
         raise Conflict(f"officer {username} is {row.status}: their key is not registered on chain")
     return row

@@ -1,7 +1,7 @@
-"""Write-ahead chain operations other than anchoring: registering an authority or an officer, relaying an
-officer's certification, revoking one. After a crash at any point the database and the chain must still
-agree, so each operation is recorded in ``chain_ops`` and committed *before* anything is sent, like an
-anchoring batch, and finished from what the chain says.
+"""Write-ahead chain operations other than anchoring: registering an authority or an officer, revoking an
+officer, relaying an officer's certification, revoking one. After a crash at any point the database and the
+chain must still agree, so each operation is recorded in ``chain_ops`` and committed *before* anything is
+sent, like an anchoring batch, and finished from what the chain says.
 
 States (:class:`~traceability.domain.states.ChainOpStatus`)::
 
@@ -14,7 +14,7 @@ States (:class:`~traceability.domain.states.ChainOpStatus`)::
   the same op. The tx hash is committed in its own transaction as soon as it is known. ``attempts`` numbers
   the claims and fences every later write: a process whose claim was taken over writes nothing more.
 - ``done``: the effect is on chain, and the transaction that marks it done writes the rows it implies (the
-  certification event and record, the revocation event, the party row made ``active``).
+  certification event and record, the revocation event, the party row made ``active`` or ``revoked``).
 - ``failed``: it can never succeed (a revert, the signature's deadline passed, its nonce used by another
   transaction); ``error`` says why. Nothing of it was written but its pending rows, which stay pending.
 
@@ -23,11 +23,12 @@ How each kind is sent:
 - ``certify``: the officer's EIP-712 signature is in the intent; the relay transaction is signed when it is
   sent, by the service's key (``registry.sender``). A second relay cannot certify twice (the first spends the
   officer's nonce), so before sending anything a restart looks the id up with ``certificationOf``.
-- ``add_authority``, ``add_officer`` (and the officer's gas allowance), ``revoke_certification``: the signing
-  key (registrar, authority admin, officer) is at hand only while the request is served, so the raw
-  transactions are signed then, with explicit nonces, and kept in the intent. A restart looks the effect up on
-  chain first, then broadcasts the very same bytes again unless they were mined or their nonce was taken by
-  another transaction. They cannot be fee-bumped later, so they are signed with a generous fee cap.
+- ``add_authority``, ``add_officer`` (and the officer's gas allowance), ``revoke_officer``,
+  ``revoke_certification``: the signing key (registrar, authority admin, officer) is at hand only while the
+  request is served, so the raw transactions are signed then, with explicit nonces, and kept in the intent. A
+  restart looks the effect up on chain first, then broadcasts the very same bytes again unless they were mined
+  or their nonce was taken by another transaction. They cannot be fee-bumped later, so they are signed with a
+  generous fee cap.
 
 No database transaction is open while a receipt is awaited: claim, record the hash, and finish are three short
 transactions, and the chain calls happen between them.
@@ -134,7 +135,7 @@ class ChainOpProblem:
 class RawTx:
     """A transaction signed at request time with an explicit nonce, kept whole in the intent."""
 
-    role: str  # add_authority | add_officer | gas_allowance | revoke
+    role: str  # add_authority | add_officer | gas_allowance | revoke_officer | revoke
     sender: str
     nonce: int
     raw: str
@@ -403,6 +404,7 @@ def chain_op_problems(session: Session, registry: TraceRegistry | None = None) -
         left = {
             ChainOpKind.ADD_AUTHORITY: " (its authority row stays pending)",
             ChainOpKind.ADD_OFFICER: " (its officer row stays pending and cannot sign)",
+            ChainOpKind.REVOKE_OFFICER: " (its officer row stays active: revoke the officer again)",
         }.get(ChainOpKind(op.kind), "")
         problems.append(
             ChainOpProblem(
@@ -744,6 +746,38 @@ class _AddOfficer(_Presigned):
         row.status = PartyStatus.ACTIVE
 
 
+class _RevokeOfficer(_Presigned):
+    """``revokeOfficer(authority, officer, effective_at)``. In effect once the officer's ``revokedAt`` on
+    chain is set and no later than the requested time (any time, for "now"): the contract only ever moves a
+    revocation earlier, so one already at or before it leaves nothing to do."""
+
+    what = "officer revocation"
+
+    def _term(self, registry: TraceRegistry, op: _Claimed) -> tuple[int, int]:
+        status = registry.officer_status(
+            authority_id(str(op.payload["authority_code"])), str(op.payload["officer"])
+        )
+        return status.valid_from, status.revoked_at
+
+    def in_effect(self, registry: TraceRegistry, op: _Claimed) -> bool:
+        _, revoked_at = self._term(registry, op)
+        wanted = int(op.payload["effective_at"])
+        return revoked_at != 0 and (wanted == 0 or revoked_at <= wanted)
+
+    def conflict(self, registry: TraceRegistry, op: _Claimed) -> str | None:
+        valid_from, _ = self._term(registry, op)
+        if valid_from == 0:
+            code, officer = op.payload["authority_code"], op.payload["officer"]
+            return f"officer {officer} is not registered on chain for authority {code}"
+        return None
+
+    def finish(self, session: Session, op: _Claimed, landed: _Landed) -> None:
+        row = session.get(models.Officer, int(op.payload["officer_id"]))
+        if row is None:
+            raise NotFound(f"officer row {op.payload['officer_id']} of chain op {op.id} is gone")
+        row.status = PartyStatus.REVOKED
+
+
 class _RevokeCertification(_Presigned):
     what = "revocation"
 
@@ -881,6 +915,7 @@ _KINDS: dict[str, _Kind] = {
     ChainOpKind.REVOKE_CERTIFICATION: _RevokeCertification(),
     ChainOpKind.ADD_AUTHORITY: _AddAuthority(),
     ChainOpKind.ADD_OFFICER: _AddOfficer(),
+    ChainOpKind.REVOKE_OFFICER: _RevokeOfficer(),
 }
 
 

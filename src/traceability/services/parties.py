@@ -3,24 +3,29 @@
 Registering an authority or an officer on chain is write-ahead (:mod:`traceability.services.chainops`): the
 row is written with status ``pending`` (an officer's with its encrypted keystore, so the key is never lost)
 together with the transactions signed by the registrar's or the authority admin's key, and committed before
-anything is broadcast; the row becomes ``active`` only once the registration is on chain.
+anything is broadcast; the row becomes ``active`` only once the registration is on chain. Revoking an officer
+is write-ahead the same way, and the row becomes ``revoked`` once the revocation is on chain.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from argon2 import PasswordHasher
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 
-from traceability.chain.registry import TraceRegistry, authority_id
+from traceability.chain.registry import OfficerStatus, TraceRegistry, authority_id
 from traceability.domain.states import ChainOpKind, PartyStatus
-from traceability.errors import Conflict, Forbidden, NotFound
+from traceability.errors import Conflict, Forbidden, InvalidInput, NotFound
 from traceability.services.chainops import (
+    UNFINISHED,
     allocate_nonces,
+    chain_time,
     contract_call,
     head_block,
     presign,
@@ -97,7 +102,12 @@ def request_authority(
     require_sessionmaker(sessions, "registering an authority on chain")
     if registrar.account is None:
         raise Forbidden("registering an authority needs the registrar's key")
-    admin = to_checksum_address(admin_address)
+    admin = checked_address(admin_address, "the authority's admin")
+    if not registrar.has_role("registrar", registrar.account.address):
+        raise Forbidden(
+            f"the registrar key ({registrar.account.address}) does not hold REGISTRAR_ROLE on registry "
+            f"{registrar.address}"
+        )
     with transaction(sessions) as session:
         row = _authority_row(
             session, code, name_th, name_en, district_th, province_th, admin, status=PartyStatus.PENDING
@@ -117,6 +127,28 @@ def request_authority(
             },
         )
         return op.id
+
+
+def checked_address(value: str, what: str) -> str:
+    """``value`` checksummed; InvalidInput if it is not an address, or is the zero address."""
+    if not is_address(value) or int(value, 16) == 0:
+        raise InvalidInput(
+            f"{what} is not an address: {value!r} (0x and 40 hex digits, not zero; mixed case must be the "
+            "EIP-55 checksum)"
+        )
+    return to_checksum_address(value)
+
+
+def authority_by_code(session: Session, code: str) -> models.Authority:
+    row = Repository(session).authority_by_code(code)
+    if row is None:
+        raise NotFound(f"unknown authority {code}")
+    return row
+
+
+def officer_term(registry: TraceRegistry, authority_code: str, address: str) -> OfficerStatus:
+    """The officer's term for the authority as the chain records it."""
+    return registry.officer_status(authority_id(authority_code), address)
 
 
 def _authority_row(
@@ -265,6 +297,7 @@ def request_officer(
             raise NotFound(f"unknown authority {authority.code}")
         if auth.status != PartyStatus.ACTIVE:
             raise Conflict(f"authority {auth.code} is {auth.status}: not registered on chain yet")
+        require_authority_admin(authority_admin, auth.code)
         nonces = allocate_nonces(session, authority_admin.w3, admin.address, 2 if gas_allowance_wei else 1)
         call = contract_call(
             authority_admin, "addOfficer", authority_id(auth.code), account.address, valid_from
@@ -297,6 +330,133 @@ def request_officer(
             },
         )
         return op.id
+
+
+@dataclass(frozen=True)
+class OfficerRevocation:
+    """An officer revoked on chain: from ``revoked_at`` (unix s, block time) their key certifies nothing."""
+
+    username: str
+    address: str
+    authority_code: str
+    revoked_at: int
+    tx_hash: str | None  # None only if the revocation on chain was made by another transaction
+
+
+def revoke_officer(
+    sessions: sessionmaker[Session],
+    *,
+    username: str,
+    authority_admin: TraceRegistry,
+    effective_at: int = 0,
+    timeout: float | None = None,
+) -> OfficerRevocation:
+    """Revoke the officer on chain through the authority admin's key, as of ``effective_at`` (unix s; 0 = now;
+    a past time is allowed, not one before the officer's ``validFrom``), write-ahead (see
+    :func:`request_officer_revocation`). Returns once the revocation is on chain and the row ``revoked``."""
+    op_id = request_officer_revocation(
+        sessions, authority_admin, username=username, effective_at=effective_at
+    )
+    report = settle_chain_op(sessions, authority_admin, op_id, timeout=timeout)
+    raise_unless_done(report, f"revocation of officer {username}")
+    with transaction(sessions) as session:
+        row = Repository(session).officer_by_username(username)
+        auth = Repository(session).authority(row.authority_id) if row is not None else None
+        assert row is not None and auth is not None
+        address, code = row.address, auth.code
+    status = authority_admin.officer_status(authority_id(code), address)
+    return OfficerRevocation(username, address, code, status.revoked_at, report.tx_hash)
+
+
+def request_officer_revocation(
+    sessions: sessionmaker[Session],
+    authority_admin: TraceRegistry,
+    *,
+    username: str,
+    effective_at: int = 0,
+) -> int:
+    """Check the revocation can succeed, sign ``revokeOfficer(authority, officer, effective_at)`` with the
+    authority admin's key at an explicit nonce, and commit it as a ``revoke_officer`` chain op; send nothing.
+    Returns the op id. A time the contract would refuse (before the officer's ``validFrom``, in the future, or
+    no earlier than a revocation already on chain) is refused here, with nothing written."""
+    require_sessionmaker(sessions, "revoking an officer on chain")
+    admin = authority_admin.account
+    if admin is None:
+        raise Forbidden("revoking an officer needs the authority admin's key")
+    if effective_at < 0:
+        raise InvalidInput("the effective time of a revocation cannot be negative")
+    with transaction(sessions) as session:
+        repo = Repository(session)
+        row = officer(session, username)
+        auth = repo.authority(row.authority_id)
+        assert auth is not None
+        if row.status == PartyStatus.REVOKED:
+            raise Conflict(f"officer {username} is already revoked")
+        if row.status != PartyStatus.ACTIVE:
+            raise Conflict(f"officer {username} is {row.status}: their key is not registered on chain yet")
+        earlier = [
+            op.id
+            for op in repo.chain_ops_for(row.address, kind=ChainOpKind.REVOKE_OFFICER)
+            if op.status in UNFINISHED
+        ]
+        if earlier:
+            raise Conflict(f"officer {username} is being revoked (chain op #{earlier[0]})")
+        require_authority_admin(authority_admin, auth.code)
+        aid = authority_id(auth.code)
+        term = authority_admin.officer_status(aid, row.address)
+        if term.valid_from == 0:
+            raise Conflict(f"officer {username} ({row.address}) is not registered on chain for {auth.code}")
+        if effective_at:
+            if effective_at < term.valid_from:
+                raise InvalidInput(
+                    f"the revocation time {_iso(effective_at)} is before officer {username}'s validFrom "
+                    f"{_iso(term.valid_from)}: a past time is allowed, but not one before the officer's term "
+                    "began"
+                )
+            now = chain_time(authority_admin.w3)
+            if effective_at > now:
+                raise InvalidInput(
+                    f"the revocation time {_iso(effective_at)} is in the future (chain time {_iso(now)}): "
+                    "a revocation takes effect now or in the past"
+                )
+        if term.revoked_at and (effective_at == 0 or effective_at >= term.revoked_at):
+            raise Conflict(
+                f"officer {username} is already revoked on chain as of {_iso(term.revoked_at)}; only an "
+                "earlier time can still be set"
+            )
+        [nonce] = allocate_nonces(session, authority_admin.w3, admin.address, 1)
+        call = contract_call(authority_admin, "revokeOfficer", aid, row.address, effective_at)
+        raw = presign(authority_admin, "revoke_officer", call, nonce)
+        op = repo.add_chain_op(
+            ChainOpKind.REVOKE_OFFICER,
+            row.address,
+            {
+                "officer_id": row.id,
+                "authority_code": auth.code,
+                "officer": row.address,
+                "effective_at": effective_at,
+                "txs": [raw.to_json()],
+                "from_block": head_block(authority_admin),
+            },
+        )
+        return op.id
+
+
+def require_authority_admin(client: TraceRegistry, code: str) -> None:
+    """Refuse, before anything is signed, a key that is not ``code``'s admin on chain (the contract would
+    revert with NotAuthorityAdmin; this says which key was expected)."""
+    assert client.account is not None
+    on_chain = client.authority_admin(authority_id(code))
+    if on_chain is None:
+        raise Conflict(f"authority {code} is not registered on chain")
+    if on_chain != client.account.address:
+        raise Forbidden(
+            f"the key given ({client.account.address}) is not the admin of authority {code} ({on_chain})"
+        )
+
+
+def _iso(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat()
 
 
 def unlock_officer_key(officer: models.Officer, passphrase: str) -> LocalAccount:

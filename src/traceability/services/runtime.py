@@ -34,15 +34,44 @@ def anchor_account(settings: Settings, chain_id: int) -> LocalAccount:
         if chain_id != ANVIL_CHAIN_ID:
             raise ConfigurationError(f"TRACE_ANCHOR_KEY is required on chain {chain_id}")
         key = ANVIL_DEV_KEY
-    normalised = key if key.startswith("0x") else "0x" + key
+    return key_account(key, "TRACE_ANCHOR_KEY", chain_id)
+
+
+def key_account(key: str, source: str, chain_id: int) -> LocalAccount:
+    """The account of hex private key ``key`` (from ``source``, named in errors, never the key itself).
+    Anvil's public development keys are refused off chain 31337."""
+    normalised = key.strip()
+    normalised = normalised if normalised.startswith(("0x", "0X")) else "0x" + normalised
     if normalised.lower() in ANVIL_DEV_KEYS and chain_id != ANVIL_CHAIN_ID:
         raise ConfigurationError(
-            f"refusing Anvil's public development key on chain {chain_id}: set a real TRACE_ANCHOR_KEY"
+            f"refusing Anvil's public development key on chain {chain_id}: {source} must hold a real key"
         )
     try:
         account: LocalAccount = Account.from_key(normalised)
-    except (ValueError, TypeError) as exc:
-        raise ConfigurationError("TRACE_ANCHOR_KEY is not a valid private key") from exc
+    except (ValueError, TypeError):
+        # The exception text could quote the key: raise from None so it is never chained into a log.
+        raise ConfigurationError(f"{source} is not a valid private key") from None
+    return account
+
+
+def registrar_account(settings: Settings, chain_id: int, anchor: LocalAccount) -> LocalAccount:
+    """The registrar's key (``TRACE_REGISTRAR_KEY``), which registers authorities. On chain 31337 it defaults
+    to the anchor account (what `trace deploy` gives REGISTRAR_ROLE there); elsewhere it is required and must
+    not be the anchor key: a stolen server key must not be able to appoint authorities."""
+    key = settings.registrar_key.get_secret_value() if settings.registrar_key is not None else None
+    if key is None or not key.strip():
+        if chain_id != ANVIL_CHAIN_ID:
+            raise ConfigurationError(
+                f"TRACE_REGISTRAR_KEY is required on chain {chain_id}: the registrar's cold key, set just for"
+                " this command"
+            )
+        return anchor
+    account = key_account(key, "TRACE_REGISTRAR_KEY", chain_id)
+    if account.address == anchor.address and chain_id != ANVIL_CHAIN_ID:
+        raise ConfigurationError(
+            f"TRACE_REGISTRAR_KEY is the anchor key ({anchor.address}): on chain {chain_id} the registrar"
+            " must be a cold key kept off the server"
+        )
     return account
 
 
@@ -127,6 +156,24 @@ class Runtime:
                 f"no contract code at {address} on chain {self.chain_id}: run `trace deploy`"
             )
         return TraceRegistry(self.w3, address, self.account)
+
+    @cached_property
+    def registrar(self) -> TraceRegistry:
+        """A client of the deployed registry signing with the registrar's key (:func:`registrar_account`)."""
+        account = registrar_account(self.settings, self.chain_id, self.account)
+        if account.address == self.account.address:
+            return self.registry
+        return self.client_for(account)
+
+    def client_for(self, account: LocalAccount) -> TraceRegistry:
+        """A client of the deployed registry signing with ``account`` (e.g. an authority admin's key)."""
+        return TraceRegistry(
+            self.w3, self.registry.address, account, receipt_timeout=self.settings.receipt_timeout_s
+        )
+
+    def client_for_key(self, key: str, source: str) -> TraceRegistry:
+        """:meth:`client_for` the account of hex key ``key`` read from ``source`` (:func:`key_account`)."""
+        return self.client_for(key_account(key, source, self.chain_id))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
