@@ -2,7 +2,11 @@
 
 TraceabilityError                  (500, "internal")
 ├── InvalidInput                   (422, "invalid_input")
-│   └── InvalidEvent               (422, "invalid_event")
+│   ├── InvalidEvent               (422, "invalid_event")
+│   └── BatchRejected              (422/403/409, "invalid_batch") names every refused item
+├── Unauthorized                   (401, "unauthorized")      sends WWW-Authenticate: Bearer
+├── PayloadTooLarge                (413, "payload_too_large")
+├── RateLimited                    (429, "rate_limited")      sends Retry-After (seconds)
 ├── NotFound                       (404, "not_found")
 ├── Conflict                       (409, "conflict")
 │   └── ChainConflict              (409, "chain_conflict")   prev link no longer the lot's head
@@ -14,6 +18,8 @@ TraceabilityError                  (500, "internal")
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class TraceabilityError(Exception):
@@ -28,7 +34,12 @@ class TraceabilityError(Exception):
         if code is not None:
             self.code = code
 
-    def to_json(self) -> dict[str, dict[str, str]]:
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response must carry (e.g. ``Retry-After``)."""
+        return {}
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
         return {"error": {"code": self.code, "message": self.message}}
 
 
@@ -39,6 +50,46 @@ class InvalidInput(TraceabilityError):
 
 class InvalidEvent(InvalidInput):
     code = "invalid_event"
+
+
+class BatchRejected(InvalidInput):
+    """A batch of which nothing was stored, naming each refused item by its index in the batch."""
+
+    code = "invalid_batch"
+
+    def __init__(self, message: str, items: list[dict[str, Any]], *, status_code: int = 422) -> None:
+        super().__init__(message, status_code=status_code)
+        self.items = items
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return {"error": {"code": self.code, "message": self.message, "items": self.items}}
+
+
+class Unauthorized(TraceabilityError):
+    status_code = 401
+    code = "unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class PayloadTooLarge(TraceabilityError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class RateLimited(TraceabilityError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class NotFound(TraceabilityError):

@@ -6,11 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from traceability.api import auth as auth_api
+from traceability.api import events as events_api
+from traceability.api import lots as lots_api
 from traceability.api.deps import RuntimeDep, SessionDep
+from traceability.api.limits import BodyLimit
 from traceability.config import Settings, get_settings
 from traceability.errors import TraceabilityError
 from traceability.services.health import outbox_gauges, readiness
@@ -45,14 +50,30 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.exception_handler(TraceabilityError)
     async def _domain_error(request: Request, exc: TraceabilityError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.status_code)
+        return JSONResponse(exc.to_json(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
+        )
+        return JSONResponse(
+            {"error": {"code": "invalid_input", "message": problems or "invalid request"}}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
-            {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code
+            {"error": {"code": code, "message": str(exc.detail)}},
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
+
+    app.add_middleware(BodyLimit)
+    app.include_router(auth_api.router)
+    app.include_router(events_api.router)
+    app.include_router(lots_api.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, session: SessionDep, lang: str | None = None) -> Response:

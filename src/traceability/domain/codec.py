@@ -72,3 +72,23 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
 
 def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
+
+
+def _plain_decimal(text: str) -> Decimal:
+    if "e" in text or "E" in text:
+        raise ValueError(
+            f"the number {text} is in floating-point exponent form: write it in plain decimal notation "
+            '(e.g. 12.5 or "12.5")'
+        )
+    return Decimal(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number this system accepts")
+
+
+def loads_input(text: str | bytes) -> Any:
+    """Like :func:`loads`, for untrusted input: numbers written the way a float serialiser writes them
+    (exponent form such as ``1.25e2``, and ``NaN``/``Infinity``) are refused with ``ValueError`` rather than
+    read, because the value a client meant may already have been rounded through a binary float."""
+    return json.loads(text, parse_float=_plain_decimal, parse_constant=_no_constant)

@@ -58,6 +58,13 @@ class PartyStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class Role(StrEnum):
+    """Who a bearer token speaks for."""
+
+    FARMER = "farmer"
+    OFFICER = "officer"
+
+
 def check_in(column: str, enum: type[StrEnum]) -> str:
     """The SQL of a CHECK constraint that ``column`` holds one of ``enum``'s values."""
     return f"{column} IN ({', '.join(repr(m.value) for m in enum)})"

@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -35,6 +36,7 @@ from traceability.domain.states import (
     LotRole,
     OutboxStatus,
     PartyStatus,
+    Role,
     check_in,
 )
 
@@ -302,3 +304,44 @@ class ChainOp(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AuthToken(Base):
+    """A bearer token, stored only as the SHA-256 of the token the client holds: a copy of this table lets no
+    one sign in. It speaks for exactly one farmer or one officer until ``expires_at``."""
+
+    __tablename__ = "auth_tokens"
+    __table_args__ = (
+        CheckConstraint(check_in("role", Role), name="role"),
+        CheckConstraint(
+            "(role = 'farmer' AND farmer_id IS NOT NULL AND officer_id IS NULL) OR "
+            "(role = 'officer' AND officer_id IS NOT NULL AND farmer_id IS NULL)",
+            name="one_party",
+        ),
+    )
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))
+    farmer_id: Mapped[int | None] = mapped_column(ForeignKey("farmers.id"), index=True)
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class LoginAttempt(Base):
+    """One sign-in attempt, kept in the database so throttling holds across server processes.
+
+    ``account_key`` is the SHA-256 of the identifier typed (``phone:…`` or ``user:…``), so a mistyped phone
+    number (someone else's personal data) is not stored readable; ``client`` is the socket address."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_account_key_created_at", "account_key", "created_at"),
+        Index("ix_login_attempts_client_created_at", "client", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_key: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

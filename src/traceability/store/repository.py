@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from traceability.domain.states import BatchStatus, ChainOpStatus, LotRole, OutboxStatus
 from traceability.store.models import (
     Authority,
+    AuthToken,
     Batch,
     BatchEvent,
     CertificationRecord,
@@ -20,6 +21,8 @@ from traceability.store.models import (
     Event,
     EventLot,
     Farmer,
+    LedgerMeta,
+    LoginAttempt,
     Lot,
     Officer,
     Outbox,
@@ -44,6 +47,18 @@ class Repository:
 
     def plot_by_code(self, code: str) -> Plot | None:
         return self.session.scalar(select(Plot).where(Plot.code == code))
+
+    def farmer(self, farmer_id: int) -> Farmer | None:
+        return self.session.get(Farmer, farmer_id)
+
+    def farmer_by_phone(self, phone: str) -> Farmer | None:
+        return self.session.scalar(select(Farmer).where(Farmer.phone == phone))
+
+    def officer(self, officer_id: int) -> Officer | None:
+        return self.session.get(Officer, officer_id)
+
+    def plot(self, plot_id: int) -> Plot | None:
+        return self.session.get(Plot, plot_id)
 
     def officer_by_username(self, username: str) -> Officer | None:
         return self.session.scalar(select(Officer).where(Officer.username == username))
@@ -135,6 +150,58 @@ class Repository:
 
     def all_events(self) -> Sequence[Event]:
         return self.session.scalars(select(Event).order_by(Event.recorded_at)).all()
+
+    def lot_history(self, lot_code: str) -> Sequence[tuple[Event, str, Batch | None]]:
+        """The lot's events in hash-chain order, each with its outbox status and, once anchored, its batch."""
+        rows = self.session.execute(
+            select(Event, Outbox.status, Batch)
+            .join(EventLot, EventLot.event_id == Event.id)
+            .join(Outbox, Outbox.event_id == Event.id)
+            .outerjoin(Batch, (Batch.id == Outbox.batch_id) & (Outbox.status == OutboxStatus.ANCHORED))
+            .where(EventLot.lot_code == lot_code)
+            .order_by(EventLot.seq)
+        ).all()
+        return [(e, str(status), batch) for e, status, batch in rows]
+
+    # --- sign-in and tokens ---------------------------------------------------------------------------
+    def auth_token(self, token_hash: str) -> AuthToken | None:
+        return self.session.get(AuthToken, token_hash)
+
+    def account_failures(self, account_key: str, since: datetime) -> tuple[int, datetime | None]:
+        """(failed attempts, the latest) for one account since ``since`` and after its last success."""
+        last_ok = self.session.scalar(
+            select(func.max(LoginAttempt.created_at)).where(
+                LoginAttempt.account_key == account_key, LoginAttempt.succeeded.is_(True)
+            )
+        )
+        if last_ok is not None and last_ok > since:
+            since = last_ok
+        return self._failures(LoginAttempt.account_key == account_key, since)
+
+    def client_failures(self, client: str, since: datetime) -> tuple[int, datetime | None]:
+        """(failed attempts, the latest) from one client address since ``since``, whatever the account: a
+        success on the attacker's own account must not reset the count."""
+        return self._failures(LoginAttempt.client == client, since)
+
+    def _failures(self, where: Any, since: datetime) -> tuple[int, datetime | None]:
+        row = self.session.execute(
+            select(func.count(), func.max(LoginAttempt.created_at)).where(
+                where, LoginAttempt.succeeded.is_(False), LoginAttempt.created_at > since
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    def purge_login_attempts(self, before: datetime) -> None:
+        self.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < before))
+
+    def purge_auth_tokens(self, expired_before: datetime) -> None:
+        self.session.execute(delete(AuthToken).where(AuthToken.expires_at < expired_before))
+
+    def begin_writing(self) -> None:
+        """Open the write transaction now. pysqlite defers its BEGIN to the first INSERT/UPDATE/DELETE, so a
+        SAVEPOINT taken before any write would itself become the outer transaction and its RELEASE would
+        commit: a batch's all-or-nothing would silently break on SQLite. A no-op UPDATE begins it."""
+        self.session.execute(update(LedgerMeta).where(LedgerMeta.key != LedgerMeta.key).values(value=""))
 
     # --- outbox and batches ---------------------------------------------------------------------------
     def pending_count(self) -> int:
