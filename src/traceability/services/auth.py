@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from traceability.domain.states import PartyStatus, Role
 from traceability.errors import Forbidden, RateLimited, TraceabilityError, Unauthorized
+from traceability.services.parties import officer_party
 from traceability.store import models
 from traceability.store.repository import Repository
 
@@ -81,11 +82,6 @@ class SignIn:
 
     token: IssuedToken | None = None
     error: TraceabilityError | None = None
-
-
-def officer_party(officer_id: int) -> str:
-    """An officer's pseudonymous party code, as the certification service writes it into events."""
-    return f"OFF-{officer_id:04d}"
 
 
 def normalise_phone(phone: str) -> str:

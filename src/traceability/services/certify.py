@@ -48,7 +48,7 @@ from traceability.services.chainops import (
 )
 from traceability.services.events import RecordedEvent
 from traceability.services.parties import officer as find_officer
-from traceability.services.parties import unlock_officer_key
+from traceability.services.parties import officer_party, unlock_officer_key
 from traceability.store import models
 from traceability.store.database import transaction
 from traceability.store.repository import Repository
@@ -126,7 +126,7 @@ def request_certification(
                 kind="certification",
                 event_id=uuid.uuid4(),
                 event_time=when,
-                actor=_officer_party(officer),
+                actor=officer_party(officer.id),
                 place=Place(id=place_id),
                 lot_code=lot_code,
                 authority=authority.code,
@@ -246,7 +246,7 @@ def request_revocation(
                 kind="revocation",
                 event_id=uuid.uuid4(),
                 event_time=when,
-                actor=_officer_party(officer),
+                actor=officer_party(officer.id),
                 place=Place(id=place_id),
                 lot_code=record.lot_code,
                 cert_id=record.id,
@@ -329,7 +329,3 @@ def _active_officer(session: Session, username: str) -> models.Officer:
         raise Conflict(f"officer {username} is {row.status}: their key is not registered on chain")
     return row
 
-
-def _officer_party(officer: models.Officer) -> str:
-    # Pseudonymous: the officer's row id, never their name.
-    return f"OFF-{officer.id:04d}"

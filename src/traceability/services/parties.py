@@ -42,6 +42,11 @@ _hasher = PasswordHasher()
 OFFICER_GAS_ALLOWANCE_WEI = 10**16
 
 
+def officer_party(officer_id: int) -> str:
+    """An officer's pseudonymous party code in events and tokens: the row id, never their name (PDPA)."""
+    return f"OFF-{officer_id:04d}"
+
+
 def hash_secret(secret: str) -> str:
     return _hasher.hash(secret)
 
