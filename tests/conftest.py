@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from traceability.chain.devnode import AnvilNode
+from traceability.chain.registry import TraceRegistry
+from traceability.config import ANVIL_DEV_KEY
 
 CONFORMANCE = Path(__file__).resolve().parent / "conformance"
 
@@ -25,6 +28,12 @@ def anvil() -> Iterator[AnvilNode]:
 @pytest.fixture(scope="session")
 def w3(anvil: AnvilNode) -> Web3:
     return Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 30}))
+
+
+@pytest.fixture(scope="session")
+def registry(w3: Web3) -> TraceRegistry:
+    """One TraceRegistry for the session, deployed with Anvil's dev key #0 in every role."""
+    return TraceRegistry.deploy(w3, Account.from_key(ANVIL_DEV_KEY))
 
 
 # --- databases: every store/service test runs on SQLite and on PostgreSQL -----------------------------------

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from eth_account import Account
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import TraceRegistry
@@ -21,6 +22,8 @@ from traceability.domain.events import (
     Quantity,
     Transport,
 )
+from traceability.services.anchoring import Anchorer
+from traceability.services.events import record_event
 from traceability.services.parties import enrol_authority, enrol_farmer, enrol_officer, enrol_plot
 from traceability.store import models
 from traceability.store.database import transaction
@@ -197,3 +200,35 @@ def event_row(session: Session, event_id: uuid.UUID) -> models.Event:
     row = session.get(models.Event, event_id)
     assert row is not None
     return row
+
+
+FARMER_1 = {"phone": "0811111111", "pin": "1234"}  # F-0001 (นางสมพร ใจดี), owns PLOT-T-01
+FARMER_2 = {"phone": "0822222222", "pin": "5678"}  # F-0002 (นายบุญมี ศรีสุข), owns PLOT-T-02
+
+
+def seed_farmer_lots(sessions: sessionmaker[Session], registry: TraceRegistry) -> dict[str, Any]:
+    """F-0001's lot from planting to packing into two lots, its first two events anchored and the rest
+    recorded only; and a lot of F-0002's, so that each farmer sees only their own. Needs ``seed_parties``
+    first. Returns the harvest's time and the block the first batch is in."""
+    events = lifecycle()
+    other = Planting(
+        kind="planting",
+        lot_code="T-VEG-0002",
+        plot_id="PLOT-T-02",
+        crop="organic-veg",
+        variety="ผักกาดขาว",
+        area_rai=4,
+        **common(actor="F-0002", place="PLOT-T-02", when=days_ago(30)),
+    )
+
+    def record(batch: list[Any]) -> None:
+        for event in batch:
+            with transaction(sessions) as session:
+                record_event(session, event, id_base=ID_BASE)
+
+    record([*events[:2], other])
+    Anchorer(sessions, registry, batch_max=256, confirmations=0).run_once(poll_s=0.05)
+    record(events[2:5])
+    with transaction(sessions) as session:
+        block = session.scalars(select(models.Batch.block_number)).one()
+    return {"harvest_time": events[1].event_time, "block": block}

@@ -21,6 +21,7 @@ from traceability.errors import TraceabilityError
 from traceability.services.health import outbox_gauges, readiness
 from traceability.services.ledger import list_lots
 from traceability.services.runtime import Runtime
+from traceability.web import farmer as farmer_pages
 from traceability.web.i18n import pick_lang
 from traceability.web.pages import render
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(auth_api.router)
     app.include_router(events_api.router)
     app.include_router(lots_api.router)
+    app.include_router(farmer_pages.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, session: SessionDep, lang: str | None = None) -> Response:

@@ -17,7 +17,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
-from traceability.chain.devnode import free_port
+from factories import ID_BASE, seed_farmer_lots, seed_parties
+from traceability.chain.devnode import AnvilNode, free_port
+from traceability.chain.registry import TraceRegistry
 from traceability.config import Settings
 from traceability.main import create_app
 from traceability.services.runtime import Runtime
@@ -76,6 +78,7 @@ class LiveServer:
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.seeded: dict[str, object] = {}
 
     @property
     def url(self) -> str:
@@ -99,6 +102,19 @@ class LiveServer:
 @pytest.fixture
 def live_app(tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer(Settings(var_dir=tmp_path, rpc_url="http://127.0.0.1:9")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def farmer_live_app(tmp_path: Path, anvil: AnvilNode, registry: TraceRegistry) -> Iterator[LiveServer]:
+    """The live app over a database with two farmers and their lots (``factories.seed_farmer_lots``)."""
+    server = LiveServer(Settings(var_dir=tmp_path, rpc_url=anvil.rpc_url, id_base=ID_BASE))
+    seed_parties(server.runtime.sessions, registry)
+    server.seeded = seed_farmer_lots(server.runtime.sessions, registry)
+    server.start()
     try:
         yield server
     finally:

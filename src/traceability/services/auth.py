@@ -247,6 +247,12 @@ def _issue(repo: Repository, principal: Principal, now: datetime) -> IssuedToken
     return IssuedToken(token, int(TOKEN_TTL.total_seconds()), principal)
 
 
+def sign_out(session: Session, token: str | None) -> None:
+    """Forget a token (a web session's or an API client's): it stops working at once."""
+    if token:
+        Repository(session).delete_auth_token(hash_token(token))
+
+
 def authenticate(session: Session, token: str | None, *, now: datetime | None = None) -> Principal:
     """The principal a bearer token speaks for; 401 if it is missing, unknown or expired, or if its officer
     is no longer active (a revoked officer's tokens stop working at once)."""

@@ -328,4 +328,3 @@ def _active_officer(session: Session, username: str) -> models.Officer:
     if row.status != PartyStatus.ACTIVE:
         raise Conflict(f"officer {username} is {row.status}: their key is not registered on chain")
     return row
-

@@ -109,6 +109,30 @@ class Repository:
         ).all()
         return set(rows)
 
+    def child_lots(self, lot_codes: Sequence[str]) -> set[str]:
+        """Lots that packing events made out of ``lot_codes``."""
+        consuming = select(EventLot.event_id).where(
+            EventLot.lot_code.in_(list(lot_codes)), EventLot.role == LotRole.IN
+        )
+        rows = self.session.scalars(
+            select(EventLot.lot_code).where(EventLot.event_id.in_(consuming), EventLot.role == LotRole.OUT)
+        ).all()
+        return set(rows)
+
+    def lots_of_farmer(self, farmer_id: int) -> Sequence[Lot]:
+        """Lots created from the farmer's own plots."""
+        return self.session.scalars(
+            select(Lot)
+            .join(Plot, Plot.id == Lot.plot_id)
+            .where(Plot.farmer_id == farmer_id)
+            .order_by(Lot.created_at, Lot.code)
+        ).all()
+
+    def lots_by_codes(self, codes: Sequence[str]) -> Sequence[Lot]:
+        return self.session.scalars(
+            select(Lot).where(Lot.code.in_(list(codes))).order_by(Lot.created_at, Lot.code)
+        ).all()
+
     def lineage_lots(self, lot_code: str) -> set[str]:
         seen = {lot_code}
         frontier = {lot_code}
@@ -193,6 +217,9 @@ class Repository:
 
     def purge_login_attempts(self, before: datetime) -> None:
         self.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < before))
+
+    def delete_auth_token(self, token_hash: str) -> None:
+        self.session.execute(delete(AuthToken).where(AuthToken.token_hash == token_hash))
 
     def purge_auth_tokens(self, expired_before: datetime) -> None:
         self.session.execute(delete(AuthToken).where(AuthToken.expires_at < expired_before))
