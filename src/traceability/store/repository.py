@@ -99,25 +99,23 @@ class Repository:
             select(Event).where(Event.id.in_(ids)).order_by(Event.event_time, Event.recorded_at)
         ).all()
 
-    def parent_lots(self, lot_codes: Sequence[str]) -> set[str]:
-        """Lots that were inputs of the packing events that created ``lot_codes``."""
-        producing = select(EventLot.event_id).where(
-            EventLot.lot_code.in_(list(lot_codes)), EventLot.role == LotRole.OUT
+    def _linked_lots(self, lot_codes: Sequence[str], role: LotRole, other: LotRole) -> set[str]:
+        """Lots playing ``other`` in the packing events where ``lot_codes`` play ``role``."""
+        packings = select(EventLot.event_id).where(
+            EventLot.lot_code.in_(list(lot_codes)), EventLot.role == role
         )
         rows = self.session.scalars(
-            select(EventLot.lot_code).where(EventLot.event_id.in_(producing), EventLot.role == LotRole.IN)
+            select(EventLot.lot_code).where(EventLot.event_id.in_(packings), EventLot.role == other)
         ).all()
         return set(rows)
 
+    def parent_lots(self, lot_codes: Sequence[str]) -> set[str]:
+        """Lots that were inputs of the packing events that created ``lot_codes``."""
+        return self._linked_lots(lot_codes, LotRole.OUT, LotRole.IN)
+
     def child_lots(self, lot_codes: Sequence[str]) -> set[str]:
         """Lots that packing events made out of ``lot_codes``."""
-        consuming = select(EventLot.event_id).where(
-            EventLot.lot_code.in_(list(lot_codes)), EventLot.role == LotRole.IN
-        )
-        rows = self.session.scalars(
-            select(EventLot.lot_code).where(EventLot.event_id.in_(consuming), EventLot.role == LotRole.OUT)
-        ).all()
-        return set(rows)
+        return self._linked_lots(lot_codes, LotRole.IN, LotRole.OUT)
 
     def lots_of_farmer(self, farmer_id: int) -> Sequence[Lot]:
         """Lots created from the farmer's own plots."""
