@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -643,13 +644,14 @@ def _nonce_gap(
     )
 
 
-class _Presigned:
+class _Presigned(ABC):
     """A kind whose transactions were signed at request time (``payload["txs"]``, the first the main one)."""
 
     what = "transaction"
 
+    @abstractmethod
     def in_effect(self, registry: TraceRegistry, op: _Claimed) -> bool:
-        raise NotImplementedError
+        """Whether the op's effect is on chain now (whoever's transaction put it there)."""
 
     def conflict(self, registry: TraceRegistry, op: _Claimed) -> str | None:
         return None
@@ -703,8 +705,9 @@ class _Presigned:
         unmined = [tx for tx in txs if _tx_state(registry.w3, tx)[0] is _TxState.UNMINED]
         return txs[0].hash, [tx.hash for tx in unmined if _broadcast(registry, tx)]
 
+    @abstractmethod
     def finish(self, session: Session, op: _Claimed, landed: _Landed) -> None:
-        raise NotImplementedError
+        """Write the rows the landed op implies, in the transaction that marks it done."""
 
 
 class _AddAuthority(_Presigned):
