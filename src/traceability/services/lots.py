@@ -19,6 +19,7 @@ from traceability.domain.epcis import from_epcis
 from traceability.domain.events import Cooling, Event, Grading, Harvest, Packing, Transport
 from traceability.domain.states import OutboxStatus
 from traceability.errors import NotFound
+from traceability.store import models
 from traceability.store.repository import Repository
 
 MAX_FARMER_LOTS = 200
@@ -108,12 +109,7 @@ def farmer_lots(session: Session, farmer_id: int) -> FarmerLots:
     farmer = repo.farmer(farmer_id)
     if farmer is None:
         raise NotFound("unknown farmer", code="unknown_farmer")
-    codes = {lot.code for lot in repo.lots_of_farmer(farmer_id)}
-    frontier = set(codes)
-    while frontier and len(codes) < MAX_FARMER_LOTS:
-        frontier = repo.child_lots(sorted(frontier)) - codes
-        codes |= frontier
-    lots = list(reversed(repo.lots_by_codes(sorted(codes))))[:MAX_FARMER_LOTS]
+    lots = farmer_lot_rows(repo, farmer_id)
     return FarmerLots(
         farmer.display_name,
         tuple(
@@ -121,6 +117,17 @@ def farmer_lots(session: Session, farmer_id: int) -> FarmerLots:
             for lot in lots
         ),
     )
+
+
+def farmer_lot_rows(repo: Repository, farmer_id: int) -> list[models.Lot]:
+    """The lots of the farmer's plots and every lot packed from them, newest first, at most
+    ``MAX_FARMER_LOTS``: the lots a farmer sees and may record steps for."""
+    codes = {lot.code for lot in repo.lots_of_farmer(farmer_id)}
+    frontier = set(codes)
+    while frontier and len(codes) < MAX_FARMER_LOTS:
+        frontier = repo.child_lots(sorted(frontier)) - codes
+        codes |= frontier
+    return list(reversed(repo.lots_by_codes(sorted(codes))))[:MAX_FARMER_LOTS]
 
 
 def _farmer_events(repo: Repository, lot_code: str) -> tuple[FarmerLotEvent, ...]:

@@ -54,6 +54,9 @@ class Repository:
     def farmer_by_phone(self, phone: str) -> Farmer | None:
         return self.session.scalar(select(Farmer).where(Farmer.phone == phone))
 
+    def plots_of_farmer(self, farmer_id: int) -> Sequence[Plot]:
+        return self.session.scalars(select(Plot).where(Plot.farmer_id == farmer_id).order_by(Plot.code)).all()
+
     def officer(self, officer_id: int) -> Officer | None:
         return self.session.get(Officer, officer_id)
 

@@ -15,9 +15,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from traceability.api.deps import RuntimeDep, SessionDep
 from traceability.domain.states import Role
-from traceability.errors import RateLimited
+from traceability.errors import InvalidInput, RateLimited
 from traceability.services.auth import sign_in_farmer, sign_out
 from traceability.services.lots import farmer_lots
+from traceability.web.forms import form_token
 from traceability.web.i18n import pick_lang, translations
 from traceability.web.pages import render
 from traceability.web.session import (
@@ -88,7 +89,14 @@ def login(request: Request, session: SessionDep, form: FormDep, client: ClientDe
 
 
 @router.get("/lots")
-def my_lots(request: Request, session: SessionDep, runtime: RuntimeDep, lang: str | None = None) -> Response:
+def my_lots(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    lang: str | None = None,
+    recorded: str | None = None,
+) -> Response:
+    """My lots; ``recorded`` (the event id a form redirects with) shows that the step was saved."""
     language = pick_lang(lang)
     signed_in = web_session(session, request, Role.FARMER)
     if signed_in is None or signed_in.principal.farmer_id is None:
@@ -112,8 +120,22 @@ def my_lots(request: Request, session: SessionDep, runtime: RuntimeDep, lang: st
         }
         for lot in mine.lots
     ]
-    context = {"name": mine.display_name, "lots": lots, "csrf": signed_in.csrf}
+    context = {
+        "name": mine.display_name,
+        "lots": lots,
+        "csrf": signed_in.csrf,
+        "recorded": _saved(recorded),
+    }
     return private(render(request, "farmer_lots.html", language, context))
+
+
+def _saved(recorded: str | None) -> bool:
+    """Whether the page was reached from a form just sent (a well-formed event id, never echoed back)."""
+    try:
+        form_token(recorded)
+    except InvalidInput:
+        return False
+    return True
 
 
 def _kg(value: Decimal | None, lang: str) -> str | None:

@@ -27,6 +27,7 @@ MASS_UNITS: Final = {"kg": "KGM", "t": "TNE"}
 NGAN_PER_RAI: Final = Decimal(4)
 SQUARE_WA_PER_RAI: Final = Decimal(400)
 MAX_NUMBER_CHARS: Final = 16
+MAX_NUMBER: Final = Decimal(10) ** 9  # far above any farm's kg or rai; keeps arithmetic exact and bounded
 LOCAL_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M"
 
 
@@ -54,6 +55,8 @@ def number(value: str | None, what: str) -> Decimal:
         raise InvalidInput(f"{what} is not a number: {value!r}", code="invalid_number") from None
     if not parsed.is_finite() or parsed < 0:
         raise InvalidInput(f"{what} must be a positive number", code="invalid_number")
+    if parsed > MAX_NUMBER:
+        raise InvalidInput(f"{what} is far too large", code="invalid_number")
     return parsed
 
 
