@@ -110,7 +110,8 @@ def record_event(
     missing = [lot for lot, h in heads.items() if h is None]
     if missing:
         raise InvalidEvent(f"lot has no history yet: {', '.join(missing)}", code="unknown_lot")
-    prev = tuple(h[1] for lot in touched if (h := heads.get(lot)) is not None)
+    # Lots packed by one event share it as their head: a merge of them names it once (prev may not repeat).
+    prev = tuple(dict.fromkeys(h[1] for lot in touched if (h := heads.get(lot)) is not None))
     event = event.model_copy(update={"prev": prev})
 
     body = in_canonical_order(to_epcis(event, id_base=id_base, gtins=gtins))
