@@ -16,8 +16,10 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 from traceability.web.i18n import LANGUAGES, format_day, format_moment, gettext_for, pick_lang
+from traceability.web.static_files import static_url
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+TEMPLATES.env.globals["static_url"] = static_url
 
 
 def render(
