@@ -1,8 +1,9 @@
-"""Crops the service knows by code, with the product names farmers and buyers see."""
+"""Crops and farming standards the service knows by code, with the names farmers, officers and buyers see."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,36 @@ CROPS: dict[str, Crop] = {
 
 def crop(code: str) -> Crop:
     return CROPS.get(code) or Crop(code, code, code)
+
+
+class FarmingStandard(StrEnum):
+    """What a plot is farmed under, as the อปท. records it when enrolling the plot (not a certificate: that is
+    an officer's signed certification of a lot). The plots table CHECKs its column against these values."""
+
+    ORGANIC_THAILAND = "organic_thailand"
+    """Organic Thailand (มกท./กรมวิชาการเกษตร) organic certification."""
+    PGS = "pgs"
+    """Participatory Guarantee System: organic, vouched for by the community group and the อปท."""
+    ORGANIC_CONVERSION = "organic_conversion"
+    """In the (usually three-year) conversion to organic: not yet sold as organic."""
+    GAP = "gap"
+    """Thai Good Agricultural Practice (มกษ. 9001), the usual export requirement for fresh produce."""
+    CONVENTIONAL = "conventional"
+    """None of the above."""
+
+
+@dataclass(frozen=True)
+class StandardName:
+    name_th: str
+    name_en: str
+
+
+STANDARDS: dict[FarmingStandard, StandardName] = {
+    FarmingStandard.ORGANIC_THAILAND: StandardName("เกษตรอินทรีย์ Organic Thailand", "Organic Thailand"),
+    FarmingStandard.PGS: StandardName("เกษตรอินทรีย์แบบมีส่วนร่วม (PGS)", "Organic, participatory guarantee (PGS)"),
+    FarmingStandard.ORGANIC_CONVERSION: StandardName("ระยะปรับเปลี่ยนเป็นเกษตรอินทรีย์", "In conversion to organic"),
+    FarmingStandard.GAP: StandardName(
+        "มาตรฐาน GAP (การปฏิบัติทางการเกษตรที่ดี)", "Good Agricultural Practice (GAP)"
+    ),
+    FarmingStandard.CONVENTIONAL: StandardName("เกษตรทั่วไป", "Conventional"),
+}

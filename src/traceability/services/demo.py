@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_CHAIN_ID
+from traceability.domain.catalog import FarmingStandard
 from traceability.domain.events import (
     BizDocument,
     Cooling,
@@ -65,6 +66,42 @@ def gtin14(body13: str) -> str:
 GTIN_VEG = gtin14("0885000100001")
 GTIN_RICE = gtin14("0885000100002")
 GTIN_WATERMELON = gtin14("0885000100003")
+
+
+def _polygon(*corners: tuple[float, float]) -> dict[str, Any]:
+    """A GeoJSON Polygon from (lon, lat) corners, closed."""
+    return {"type": "Polygon", "coordinates": [[[lon, lat] for lon, lat in (*corners, corners[0])]]}
+
+
+DEMO_PLOT_DETAILS: dict[str, tuple[str, str, FarmingStandard, dict[str, Any] | None]] = {
+    # name, crop, what it is farmed under, and the boundary as walked with a phone's GPS
+    "PLOT-NSN-01": (
+        "แปลงผักริมหนองน้ำ",
+        "organic-veg",
+        FarmingStandard.PGS,
+        _polygon(
+            (103.615909, 15.110583), (103.616672, 15.110556), (103.6167, 15.111026), (103.615946, 15.111035)
+        ),
+    ),
+    "PLOT-NSN-02": (
+        "นาโคกกลาง",
+        "hom-mali-105",
+        FarmingStandard.ORGANIC_THAILAND,
+        _polygon(
+            (103.628349, 15.102693), (103.62967, 15.102675), (103.629633, 15.103516), (103.628339, 15.103507)
+        ),
+    ),
+    # Declared 5 rai, but the boundary walked encloses about 7.9: flagged for the officer to look at again.
+    "PLOT-NSN-03": (
+        "นาทุ่งหนองสนิท",
+        "hom-mali-105",
+        FarmingStandard.ORGANIC_CONVERSION,
+        _polygon(
+            (103.606542, 15.11473), (103.607677, 15.114748), (103.60764, 15.115688), (103.606532, 15.115661)
+        ),
+    ),
+    "PLOT-CKR-01": ("ไร่แตงโมริมห้วย", "watermelon", FarmingStandard.GAP, None),
+}
 
 
 @dataclass
@@ -158,6 +195,7 @@ def seed_demo(
                 session, code=code, authority=auth, display_name=name, phone=phone, pin=pin, group_th=grp
             )
         for code, farmer, vth, ven, rai, lat, lon in plots_spec:
+            name, crop, standard, boundary = DEMO_PLOT_DETAILS[code]
             enrol_plot(
                 session,
                 code=code,
@@ -167,6 +205,10 @@ def seed_demo(
                 area_rai=Decimal(rai),
                 lat=Decimal(lat),
                 lon=Decimal(lon),
+                name=name,
+                crop=crop,
+                standard=standard,
+                boundary=boundary,
             )
     for code, _auth, _name, phone, pin, _grp in farmers_spec:
         plots = [p[0] for p in plots_spec if p[1] == code]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from argon2 import PasswordHasher
 from eth_account import Account
@@ -20,6 +21,8 @@ from eth_utils.address import is_address, to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import OfficerStatus, TraceRegistry, authority_id
+from traceability.domain.catalog import FarmingStandard
+from traceability.domain.geo import check_plot_area
 from traceability.domain.states import ChainOpKind, PartyStatus
 from traceability.errors import Conflict, Forbidden, InvalidInput, NotFound
 from traceability.services.chainops import (
@@ -218,9 +221,17 @@ def enrol_plot(
     area_rai: Decimal,
     lat: Decimal | None = None,
     lon: Decimal | None = None,
+    name: str | None = None,
+    crop: str | None = None,
+    standard: FarmingStandard | None = None,
+    boundary: dict[str, Any] | None = None,
+    enrolment_key: str | None = None,
 ) -> models.Plot:
+    """A plot of ``farmer``. A ``boundary`` (GeoJSON Polygon or MultiPolygon; ValueError if it is not one) is
+    kept with its computed area and whether that is far from ``area_rai`` (see ``domain/geo.py``)."""
     if Repository(session).plot_by_code(code) is not None:
         raise Conflict(f"plot {code} already exists")
+    check = check_plot_area(boundary, area_rai) if boundary is not None else None
     row = models.Plot(
         code=code,
         farmer_id=farmer.id,
@@ -230,6 +241,13 @@ def enrol_plot(
         area_rai=area_rai,
         lat=lat,
         lon=lon,
+        name=name,
+        crop=crop,
+        standard=standard,
+        boundary=boundary,
+        boundary_area_rai=check.computed_rai if check else None,
+        boundary_flagged=check.flagged if check else None,
+        enrolment_key=enrolment_key,
     )
     session.add(row)
     session.flush()

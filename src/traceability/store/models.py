@@ -29,6 +29,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from traceability.domain.catalog import FarmingStandard
 from traceability.domain.states import (
     BatchStatus,
     ChainOpKind,
@@ -115,7 +116,24 @@ class Farmer(Base):
 
 
 class Plot(Base):
+    """A farmer's plot. ``code`` is what events carry; ``name`` is what the farmer calls it.
+
+    ``boundary`` is a GeoJSON Polygon or MultiPolygon (EU deforestation rules ask exporters for it);
+    ``boundary_area_rai`` is its area as computed at enrolment and ``boundary_flagged`` whether that was far
+    from the declared ``area_rai`` (kept, not refused: the officer sees the warning). The three go together.
+    Plots enrolled before names, crops and standards were recorded have them NULL. ``enrolment_key`` is the
+    enrolment form's one-time token: a double tap or a resend finds the plot it already made."""
+
     __tablename__ = "plots"
+    __table_args__ = (
+        CheckConstraint(check_in("standard", FarmingStandard), name="standard"),
+        CheckConstraint(
+            "(boundary IS NULL AND boundary_area_rai IS NULL AND boundary_flagged IS NULL) OR "
+            "(boundary IS NOT NULL AND boundary_area_rai IS NOT NULL AND boundary_flagged IS NOT NULL)",
+            name="boundary_complete",
+        ),
+        UniqueConstraint("farmer_id", "name"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
@@ -126,6 +144,13 @@ class Plot(Base):
     area_rai: Mapped[Decimal] = mapped_column(Numeric(12, 3))
     lat: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     lon: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    name: Mapped[str | None] = mapped_column(String(100))
+    crop: Mapped[str | None] = mapped_column(String(64))
+    standard: Mapped[str | None] = mapped_column(String(24))
+    boundary: Mapped[dict[str, object] | None] = mapped_column(JSON(none_as_null=True))
+    boundary_area_rai: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    boundary_flagged: Mapped[bool | None] = mapped_column(Boolean)
+    enrolment_key: Mapped[str | None] = mapped_column(String(36), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     farmer: Mapped[Farmer] = relationship(lazy="raise")
