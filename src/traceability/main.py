@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from traceability.api import auth as auth_api
+from traceability.api import certifications as certifications_api
 from traceability.api import events as events_api
 from traceability.api import lots as lots_api
 from traceability.api.deps import RuntimeDep, SessionDep
@@ -21,7 +22,10 @@ from traceability.errors import TraceabilityError
 from traceability.services.health import outbox_gauges, readiness
 from traceability.services.ledger import list_lots
 from traceability.services.runtime import Runtime
+from traceability.web import enrolment as enrolment_pages
 from traceability.web import farmer as farmer_pages
+from traceability.web import farmer_forms, farmer_moves, static_files
+from traceability.web import officer as officer_pages
 from traceability.web.i18n import pick_lang
 from traceability.web.pages import render
 
@@ -75,7 +79,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(auth_api.router)
     app.include_router(events_api.router)
     app.include_router(lots_api.router)
+    app.include_router(certifications_api.router)
     app.include_router(farmer_pages.router)
+    app.include_router(farmer_forms.router)
+    app.include_router(farmer_moves.router)
+    app.include_router(officer_pages.router)
+    app.include_router(enrolment_pages.router)
+    app.include_router(static_files.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, session: SessionDep, lang: str | None = None) -> Response:

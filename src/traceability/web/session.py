@@ -25,12 +25,12 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from traceability.api.deps import client_address
 from traceability.domain.states import Role
 from traceability.errors import Unauthorized
 from traceability.services.auth import TOKEN_TTL, Principal, authenticate
+from traceability.services.runtime import DbSession
 from traceability.web.pages import render
 
 SESSION_COOKIE: Final = "trace_session"
@@ -136,7 +136,7 @@ class WebSession:
         return same(self.csrf, given)
 
 
-def web_session(session: Session, request: Request, role: Role) -> WebSession | None:
+def web_session(session: DbSession, request: Request, role: Role) -> WebSession | None:
     """The signed-in ``role`` of this request, or ``None`` (no cookie, an expired or unknown token, or
     another role's session)."""
     token = request.cookies.get(SESSION_COOKIE)
