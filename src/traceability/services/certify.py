@@ -167,13 +167,14 @@ def request_certification(
             if earlier is not None:
                 return earlier
         authority = _certifying_authority(session, registry, officer, lot_code, now)
-        data = CertificationData(
-            lot_code=lot_code,
-            certificate_hash=certificate,
-            authority_code=authority.code,
-            officer=account.address,
-            expires=expires,
-            nonce=next_certification_nonce(session, registry, account.address),
+        data = _unsigned(
+            session,
+            registry,
+            lot_code,
+            certificate,
+            authority.code,
+            account.address,
+            expires,
             deadline=now + signature_window_s,
         )
         signature = encode_hex(sign_certification(account, data, registry.chain_id, registry.address))
@@ -190,6 +191,29 @@ def request_certification(
             when=when,
             event_id=event_id,
         )
+
+
+def _unsigned(
+    session: Session,
+    registry: TraceRegistry,
+    lot_code: str,
+    certificate: bytes,
+    authority_code: str,
+    officer: str,
+    expires: int,
+    *,
+    deadline: int,
+) -> CertificationData:
+    """The typed data of a certification to sign now, with the officer's next unused nonce."""
+    return CertificationData(
+        lot_code=lot_code,
+        certificate_hash=certificate,
+        authority_code=authority_code,
+        officer=officer,
+        expires=expires,
+        nonce=next_certification_nonce(session, registry, officer),
+        deadline=deadline,
+    )
 
 
 def certification_request(
@@ -215,13 +239,14 @@ def certification_request(
         document = certificate_document(
             lot_code=lot_code, authority_code=authority.code, standard=standard, expires=expires, note=note
         )
-        data = CertificationData(
-            lot_code=lot_code,
-            certificate_hash=as_bytes32(certificate_hash(document)),
-            authority_code=authority.code,
-            officer=officer.address,
-            expires=expires,
-            nonce=next_certification_nonce(session, registry, officer.address),
+        data = _unsigned(
+            session,
+            registry,
+            lot_code,
+            as_bytes32(certificate_hash(document)),
+            authority.code,
+            officer.address,
+            expires,
             deadline=now + signature_window_s,
         )
         return typed_data(data, registry.chain_id, registry.address), document

@@ -47,6 +47,7 @@ from traceability.web.session import (
     MAX_FORM_FIELDS,
     FormDep,
     WebSession,
+    posted,
     private,
     to_sign_in,
     web_session,
@@ -202,13 +203,6 @@ def _check_context(check: PlotCheck, _: Gettext) -> dict[str, Any]:
 # ------------------------------------------------------------------ shared
 
 
-def _officer(session: DbSession, request: Request) -> WebSession | None:
-    signed_in = web_session(session, request, Role.OFFICER)
-    if signed_in is None or signed_in.principal.officer_id is None:
-        return None
-    return signed_in
-
-
 def _nav(session: DbSession, signed_in: WebSession, lang: str, switch_url: str) -> dict[str, Any]:
     """What the officer's navigation bar (``_officer_nav.html``) and the language switch need."""
     desk = officer_desk(session, signed_in.principal.officer_id or 0)
@@ -218,24 +212,6 @@ def _nav(session: DbSession, signed_in: WebSession, lang: str, switch_url: str) 
         "authority": desk.authority_th if lang == "th" else desk.authority_en,
         "switch_url": switch_url,
     }
-
-
-def _csrf_refused(request: Request, lang: str) -> Response:
-    context = {"switch_url": LOGIN_PATH, "back_url": with_lang(LOGIN_PATH, lang)}
-    return private(render(request, "csrf_error.html", lang, context, status_code=403))
-
-
-def _posted(
-    request: Request, session: DbSession, form: Mapping[str, str]
-) -> tuple[str, WebSession | Response]:
-    """The page language and the officer's session, or what a stale, forged or foreign post gets."""
-    lang = pick_lang(form.get("lang"))
-    signed_in = _officer(session, request)
-    if signed_in is None:
-        return lang, to_sign_in(request, LOGIN_PATH, lang)
-    if not signed_in.checks(form.get("csrf")):
-        return lang, _csrf_refused(request, lang)
-    return lang, signed_in
 
 
 # ------------------------------------------------------------------ the authority's farmers
@@ -250,7 +226,7 @@ def farmers(
     page: str | None = None,
 ) -> Response:
     language = pick_lang(lang)
-    signed_in = _officer(session, request)
+    signed_in = web_session(session, request, Role.OFFICER)
     if signed_in is None:
         return to_sign_in(request, LOGIN_PATH, language)
     _ = translations(language).gettext
@@ -305,7 +281,7 @@ def _farmer_form(
 @router.get("/farmers/new")
 def new_farmer(request: Request, session: SessionDep, lang: str | None = None) -> Response:
     language = pick_lang(lang)
-    signed_in = _officer(session, request)
+    signed_in = web_session(session, request, Role.OFFICER)
     if signed_in is None:
         return to_sign_in(request, LOGIN_PATH, language)
     return _farmer_form(request, session, signed_in, language)
@@ -313,7 +289,7 @@ def new_farmer(request: Request, session: SessionDep, lang: str | None = None) -
 
 @router.post("/farmers/new")
 def enrol_farmer_page(request: Request, session: SessionDep, form: FormDep) -> Response:
-    lang, signed_in = _posted(request, session, form)
+    lang, signed_in = posted(session, request, form, Role.OFFICER, LOGIN_PATH)
     if isinstance(signed_in, Response):
         return signed_in
     _ = translations(lang).gettext
@@ -391,7 +367,7 @@ def new_plot(
     done: str | None = None,
 ) -> Response:
     language = pick_lang(lang)
-    signed_in = _officer(session, request)
+    signed_in = web_session(session, request, Role.OFFICER)
     if signed_in is None:
         return to_sign_in(request, LOGIN_PATH, language)
     shown = enrolled_plot(session, signed_in.principal, done) if done else None
@@ -404,7 +380,7 @@ PlotFormDep = Annotated[dict[str, str], Depends(plot_form_fields)]
 
 @router.post("/plots/new")
 def enrol_plot_page(request: Request, session: SessionDep, form: PlotFormDep) -> Response:
-    lang, signed_in = _posted(request, session, form)
+    lang, signed_in = posted(session, request, form, Role.OFFICER, LOGIN_PATH)
     if isinstance(signed_in, Response):
         return signed_in
     _ = translations(lang).gettext

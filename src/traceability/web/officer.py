@@ -54,8 +54,10 @@ from traceability.web.session import (
     ClientDep,
     FormDep,
     WebSession,
+    forbidden,
     keep_login_csrf,
     login_csrf,
+    posted,
     private,
     same,
     session_csrf,
@@ -102,12 +104,6 @@ def _login_page(
     return private(response)
 
 
-def _csrf_refused(request: Request, lang: str) -> Response:
-    """The 403 page of a form posted without the right CSRF token, leading back to the officer's sign-in."""
-    context = {"switch_url": LOGIN_PATH, "back_url": with_lang(LOGIN_PATH, lang)}
-    return private(render(request, "csrf_error.html", lang, context, status_code=403))
-
-
 @router.get("/login")
 def login_form(request: Request, lang: str | None = None) -> Response:
     return _login_page(request, pick_lang(lang))
@@ -117,7 +113,7 @@ def login_form(request: Request, lang: str | None = None) -> Response:
 def login(request: Request, session: SessionDep, form: FormDep, client: ClientDep) -> Response:
     lang = pick_lang(form.get("lang"))
     if not same(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
-        return _csrf_refused(request, lang)
+        return forbidden(request, lang, LOGIN_PATH, login_path=LOGIN_PATH)
     _ = translations(lang).gettext
     username = form.get("username", "").strip()[:64]
     outcome = sign_in_officer(
@@ -153,7 +149,7 @@ def logout(request: Request, session: SessionDep, form: FormDep) -> Response:
     lang = pick_lang(form.get("lang"))
     token = request.cookies.get(SESSION_COOKIE)
     if not token or not same(session_csrf(token), form.get("csrf")):
-        return _csrf_refused(request, lang)
+        return forbidden(request, lang, LOGIN_PATH, login_path=LOGIN_PATH)
     sign_out(session, token)
     response = RedirectResponse(with_lang(LOGIN_PATH, lang), status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -161,13 +157,6 @@ def logout(request: Request, session: SessionDep, form: FormDep) -> Response:
 
 
 # ------------------------------------------------------------------ the queue
-
-
-def _signed_in(session: DbSession, request: Request) -> WebSession | None:
-    signed_in = web_session(session, request, Role.OFFICER)
-    if signed_in is None or signed_in.principal.officer_id is None:
-        return None
-    return signed_in
 
 
 def _nav(signed_in: WebSession, desk: OfficerDesk, lang: str) -> dict[str, Any]:
@@ -181,7 +170,7 @@ def _nav(signed_in: WebSession, desk: OfficerDesk, lang: str) -> dict[str, Any]:
 @router.get("")
 def queue(request: Request, session: SessionDep, runtime: RuntimeDep, lang: str | None = None) -> Response:
     language = pick_lang(lang)
-    signed_in = _signed_in(session, request)
+    signed_in = web_session(session, request, Role.OFFICER)
     if signed_in is None:
         return to_sign_in(request, LOGIN_PATH, language)
     desk = officer_desk(session, signed_in.principal.officer_id or 0)
@@ -221,7 +210,7 @@ def lot_page(
     done: str | None = None,
 ) -> Response:
     language = pick_lang(lang)
-    signed_in = _signed_in(session, request)
+    signed_in = web_session(session, request, Role.OFFICER)
     if signed_in is None:
         return to_sign_in(request, LOGIN_PATH, language)
     notice = done if done in ("certified", "revoked") else None
@@ -349,19 +338,6 @@ def _verdict_context(session: DbSession, runtime: Runtime, code: str, lang: str)
 # ------------------------------------------------------------------ certify and revoke
 
 
-def _posted(
-    request: Request, session: DbSession, form: Mapping[str, str]
-) -> tuple[str, WebSession | Response]:
-    """The page language and the officer's session, or the response a stale or forged form gets."""
-    lang = pick_lang(form.get("lang"))
-    signed_in = _signed_in(session, request)
-    if signed_in is None:
-        return lang, to_sign_in(request, LOGIN_PATH, lang)
-    if not signed_in.checks(form.get("csrf")):
-        return lang, _csrf_refused(request, lang)
-    return lang, signed_in
-
-
 def _end_of_day(value: str, local: ZoneInfo) -> int | None:
     """A ``date`` field's value as the unix time its day ends in the service's zone (None if not a date)."""
     day = _day_or_none(value)
@@ -411,7 +387,7 @@ def _chain_message(exc: TraceabilityError, _: Gettext) -> str:
 def certify(
     request: Request, lot_code: str, session: SessionDep, runtime: RuntimeDep, form: FormDep
 ) -> Response:
-    lang, signed_in = _posted(request, session, form)
+    lang, signed_in = posted(session, request, form, Role.OFFICER, LOGIN_PATH)
     if isinstance(signed_in, Response):
         return signed_in
     _ = translations(lang).gettext
@@ -473,7 +449,7 @@ def certify(
 def revoke(
     request: Request, lot_code: str, session: SessionDep, runtime: RuntimeDep, form: FormDep
 ) -> Response:
-    lang, signed_in = _posted(request, session, form)
+    lang, signed_in = posted(session, request, form, Role.OFFICER, LOGIN_PATH)
     if isinstance(signed_in, Response):
         return signed_in
     _ = translations(lang).gettext

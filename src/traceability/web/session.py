@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Final
 from urllib.parse import parse_qs
@@ -31,6 +32,7 @@ from traceability.domain.states import Role
 from traceability.errors import Unauthorized
 from traceability.services.auth import TOKEN_TTL, Principal, authenticate
 from traceability.services.runtime import DbSession
+from traceability.web.i18n import pick_lang
 from traceability.web.pages import render
 
 SESSION_COOKIE: Final = "trace_session"
@@ -115,9 +117,10 @@ def with_lang(path: str, lang: str) -> str:
     return path + ("&" if "?" in path else "?") + "lang=en"
 
 
-def forbidden(request: Request, lang: str, switch_url: str) -> Response:
-    """The 403 page of a form posted without the right CSRF token."""
-    return private(render(request, "csrf_error.html", lang, {"switch_url": switch_url}, status_code=403))
+def forbidden(request: Request, lang: str, switch_url: str, *, login_path: str = "/farmer/login") -> Response:
+    """The 403 page of a form posted without the right CSRF token, leading back to ``login_path``."""
+    context = {"switch_url": switch_url, "back_url": with_lang(login_path, lang)}
+    return private(render(request, "csrf_error.html", lang, context, status_code=403))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,23 @@ def web_session(session: DbSession, request: Request, role: Role) -> WebSession 
         return None
     if role == Role.FARMER and principal.farmer_id is None:
         return None
+    if role == Role.OFFICER and principal.officer_id is None:
+        return None
     return WebSession(principal, token)
+
+
+def posted(
+    session: DbSession, request: Request, form: Mapping[str, str], role: Role, login_path: str
+) -> tuple[str, WebSession | Response]:
+    """A posted form's page language and the signed-in ``role``'s session, or what a form posted without a
+    session (back to sign-in) or without the session's CSRF token (403) gets."""
+    lang = pick_lang(form.get("lang"))
+    signed_in = web_session(session, request, role)
+    if signed_in is None:
+        return lang, to_sign_in(request, login_path, lang)
+    if not signed_in.checks(form.get("csrf")):
+        return lang, forbidden(request, lang, login_path, login_path=login_path)
+    return lang, signed_in
 
 
 def to_sign_in(request: Request, login_path: str, lang: str) -> Response:
