@@ -24,10 +24,10 @@ install: $(VENV_OK) $(NPM_OK) ## create .venv and node_modules with every pinned
 
 # Browser tests drive Debian's Chromium through its ChromeDriver, with a Thai font (without one a screenshot
 # shows boxes). Installed from Debian's packages where missing (root, or sudo without a password).
-BROWSER_PKGS := chromium chromium-driver fonts-thai-tlwg
-browser: ## install Chromium, ChromeDriver and a Thai font where missing (Debian packages)
+BROWSER_PKGS := chromium chromium-driver fonts-thai-tlwg libzbar0
+browser: ## install Chromium, ChromeDriver, a Thai font and ZBar (QR decoding) where missing (Debian packages)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-	    && fc-list 2>/dev/null | grep -qi tlwg; then exit 0; fi; \
+	    && fc-list 2>/dev/null | grep -qi tlwg && ldconfig -p | grep -q libzbar.so.0; then exit 0; fi; \
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	  --no-install-recommends $(BROWSER_PKGS)

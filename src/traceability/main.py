@@ -26,6 +26,7 @@ from traceability.web import enrolment as enrolment_pages
 from traceability.web import farmer as farmer_pages
 from traceability.web import farmer_forms, farmer_moves, static_files
 from traceability.web import officer as officer_pages
+from traceability.web import qr as qr_codes
 from traceability.web.i18n import pick_lang
 from traceability.web.pages import render
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(officer_pages.router)
     app.include_router(enrolment_pages.router)
     app.include_router(static_files.router)
+    app.include_router(qr_codes.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, session: SessionDep, lang: str | None = None) -> Response:
