@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from browsing import NAVIGATING
 from fastapi.testclient import TestClient
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -427,7 +428,9 @@ def test_a_farmer_splits_a_lot_and_ships_a_pack_in_chromium_at_360_px(browser, f
     browser.find_element(By.ID, "phone").send_keys(FARMER_1["phone"])
     browser.find_element(By.ID, "pin").send_keys(FARMER_1["pin"])
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ล็อตของฉัน"))
+    WebDriverWait(browser, 10, ignored_exceptions=NAVIGATING).until(
+        ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ล็อตของฉัน")
+    )
 
     browser.get(server.url + "/farmer/record/packing")
     assert browser.find_element(By.TAG_NAME, "h1").text == "บันทึกการบรรจุ"
@@ -441,7 +444,9 @@ def test_a_farmer_splits_a_lot_and_ships_a_pack_in_chromium_at_360_px(browser, f
     browser.find_element(By.ID, "out2_qty").send_keys("140")
     assert browser.save_screenshot(str(tmp_path / "packing-th-360.png"))
     browser.find_element(By.CSS_SELECTOR, "form[data-queue] button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ล็อตของฉัน"))
+    WebDriverWait(browser, 10, ignored_exceptions=NAVIGATING).until(
+        ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ล็อตของฉัน")
+    )
     assert pack in browser.find_element(By.TAG_NAME, "main").text
 
     browser.get(server.url + "/farmer/record/ship")
@@ -450,7 +455,9 @@ def test_a_farmer_splits_a_lot_and_ships_a_pack_in_chromium_at_360_px(browser, f
     browser.find_element(By.ID, "destination").send_keys("PH-NSN")
     browser.find_element(By.ID, "doc_number").send_keys("BL-2569-000300")
     browser.find_element(By.CSS_SELECTOR, "form[data-queue] button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ล็อตของฉัน"))
+    WebDriverWait(browser, 10, ignored_exceptions=NAVIGATING).until(
+        ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ล็อตของฉัน")
+    )
 
     with transaction(server.runtime.sessions) as s:
         events = [

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browsing import NAVIGATING
 from officer_fixtures import LOT, OTHER_LOT, anchor_all, officer_creds, seed_officer_world
 from selenium import webdriver
 from selenium.webdriver.common.by import By
@@ -67,7 +68,7 @@ def test_an_officer_certifies_a_lot_sees_it_verified_then_revokes_it(
     browser, officer_live_app, registry, tmp_path
 ):
     app = officer_live_app
-    wait = WebDriverWait(browser, 30)
+    wait = WebDriverWait(browser, 30, ignored_exceptions=NAVIGATING)
     browser.delete_all_cookies()
     browser.get(app.url + "/officer/login")
     assert browser.execute_script("return document.documentElement.lang") == "th"
