@@ -27,11 +27,10 @@ from traceability.web.session import (
     ClientDep,
     FormDep,
     forbidden,
-    keep_login_csrf,
-    login_csrf,
     private,
     same,
     session_csrf,
+    sign_in_page,
     start_session,
     to_sign_in,
     web_session,
@@ -46,16 +45,8 @@ LOGIN_PATH = "/farmer/login"
 def _login_page(
     request: Request, lang: str, *, error: str | None = None, phone: str = "", status_code: int = 200
 ) -> Response:
-    csrf = login_csrf(request)
-    response = render(
-        request,
-        "farmer_login.html",
-        lang,
-        {"csrf": csrf, "error": error, "phone": phone},
-        status_code=status_code,
-    )
-    keep_login_csrf(response, request, csrf)
-    return private(response)
+    context = {"error": error, "phone": phone}
+    return sign_in_page(request, "farmer_login.html", lang, context, status_code=status_code)
 
 
 @router.get("/login")

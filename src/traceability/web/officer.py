@@ -55,12 +55,11 @@ from traceability.web.session import (
     FormDep,
     WebSession,
     forbidden,
-    keep_login_csrf,
-    login_csrf,
     posted,
     private,
     same,
     session_csrf,
+    sign_in_page,
     start_session,
     to_sign_in,
     web_session,
@@ -92,16 +91,8 @@ def _standard_labels(_: Gettext) -> dict[str, str]:
 def _login_page(
     request: Request, lang: str, *, error: str | None = None, username: str = "", status_code: int = 200
 ) -> Response:
-    csrf = login_csrf(request)
-    response = render(
-        request,
-        "officer_login.html",
-        lang,
-        {"csrf": csrf, "error": error, "username": username, "switch_url": LOGIN_PATH},
-        status_code=status_code,
-    )
-    keep_login_csrf(response, request, csrf)
-    return private(response)
+    context = {"error": error, "username": username, "switch_url": LOGIN_PATH}
+    return sign_in_page(request, "officer_login.html", lang, context, status_code=status_code)
 
 
 @router.get("/login")

@@ -104,6 +104,16 @@ def keep_login_csrf(response: Response, request: Request, value: str) -> None:
     set_cookie(response, request, LOGIN_CSRF_COOKIE, value, max_age=2 * 3600)
 
 
+def sign_in_page(
+    request: Request, template: str, lang: str, context: Mapping[str, object], *, status_code: int = 200
+) -> Response:
+    """A sign-in form with its double-submit CSRF value (kept in its cookie), never cached."""
+    csrf = login_csrf(request)
+    response = render(request, template, lang, {**context, "csrf": csrf}, status_code=status_code)
+    keep_login_csrf(response, request, csrf)
+    return private(response)
+
+
 def private(response: Response) -> Response:
     """A page for one person: never cached by the browser or a proxy."""
     response.headers["Cache-Control"] = "no-store"
