@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Bangkok"
     # Plausible yield ceiling multiplier: a harvest above (crop yield per rai x plot area x this) is flagged.
     yield_tolerance: Decimal = Decimal("1.5")
+    # Rate limits (requests a minute per client address on public pages and proof downloads, per API key on
+    # the importer API), each with a burst of a tenth of a minute's worth (at least 10). Per process.
+    public_rate_per_min: int = Field(default=120, ge=1, le=1_000_000)
+    importer_rate_per_min: int = Field(default=600, ge=1, le=1_000_000)
 
     @field_validator("public_base_url")
     @classmethod

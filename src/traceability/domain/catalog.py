@@ -60,3 +60,28 @@ STANDARDS: dict[FarmingStandard, StandardName] = {
     ),
     FarmingStandard.CONVENTIONAL: StandardName("เกษตรทั่วไป", "Conventional"),
 }
+
+
+class LocationKind(StrEnum):
+    """What a place that is not a farmer's plot is (FSMA 204 location descriptions, EPCIS master data). The
+    locations table CHECKs its column against these values."""
+
+    FARM = "farm"
+    PACKING_HOUSE = "packing_house"
+    MILL = "mill"
+    COLD_STORE = "cold_store"
+    WAREHOUSE = "warehouse"
+    PORT = "port"
+    OFFICE = "office"
+
+
+class BusinessKind(StrEnum):
+    """The kind of a business party (never a person: farmers are parties by pseudonym only). The businesses
+    table CHECKs its column against these values."""
+
+    COMMUNITY_ENTERPRISE = "community_enterprise"
+    """วิสาหกิจชุมชน: the farmers' group that packs and sells."""
+    COOPERATIVE = "cooperative"
+    EXPORTER = "exporter"
+    IMPORTER = "importer"
+    CARRIER = "carrier"

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_CHAIN_ID
-from traceability.domain.catalog import FarmingStandard
+from traceability.domain.catalog import BusinessKind, FarmingStandard, LocationKind
 from traceability.domain.events import (
     BizDocument,
     Cooling,
@@ -45,7 +45,15 @@ from traceability.errors import ConfigurationError
 from traceability.services.certify import certify_lot
 from traceability.services.events import record_event
 from traceability.services.identity import ensure_id_base
-from traceability.services.parties import enrol_authority, enrol_farmer, enrol_officer, enrol_plot
+from traceability.services.parties import (
+    enrol_authority,
+    enrol_business,
+    enrol_farmer,
+    enrol_location,
+    enrol_officer,
+    enrol_plot,
+    set_authority_contact,
+)
 from traceability.store import models
 from traceability.store.database import transaction
 
@@ -188,11 +196,25 @@ def seed_demo(
         ("PLOT-NSN-03", "F-0003", "บ้านหนองสนิท หมู่ 2", "Ban Nong Sanit, Moo 2", "5", "15.1152", "103.6071"),
         ("PLOT-CKR-01", "F-0004", "บ้านเชียงเครือ หมู่ 3", "Ban Chiang Khruea, Moo 3", "4", "17.1289", "104.0647"),
     ]
+    farmer_business = {
+        "F-0001": "CE-NSN-01",
+        "F-0002": "CE-NSN-02",
+        "F-0003": "CE-NSN-02",
+        "F-0004": "CE-CKR-01",
+    }
     with transaction(sessions) as session:
+        businesses = _seed_master_data(session, nsn.id, ckr.id)
         farmers = {}
         for code, auth, name, phone, pin, grp in farmers_spec:
             farmers[code] = enrol_farmer(
-                session, code=code, authority=auth, display_name=name, phone=phone, pin=pin, group_th=grp
+                session,
+                code=code,
+                authority=auth,
+                display_name=name,
+                phone=phone,
+                pin=pin,
+                group_th=grp,
+                business=businesses[farmer_business[code]],
             )
         for code, farmer, vth, ven, rai, lat, lon in plots_spec:
             name, crop, standard, boundary = DEMO_PLOT_DETAILS[code]
@@ -255,6 +277,198 @@ def seed_demo(
 
 
 VEG = "NSN-VEG-2609-01"
+
+
+def _seed_master_data(session: Session, nsn_id: int, ckr_id: int) -> dict[str, models.Business]:
+    """The public side of the demo's parties and places: what exports and pages print for the codes events
+    carry. Phone numbers here are fictional office numbers (Thai 0xx-xxx-xxx form), never a farmer's."""
+    nsn = session.get(models.Authority, nsn_id)
+    ckr = session.get(models.Authority, ckr_id)
+    assert nsn is not None and ckr is not None
+    set_authority_contact(
+        session,
+        nsn,
+        district_en="Chom Phra District",
+        province_en="Surin",
+        address_th="ที่ทำการ อบต.หนองสนิท ต.หนองสนิท อ.จอมพระ จ.สุรินทร์ 32180",
+        address_en="Nong Sanit SAO Office, Nong Sanit, Chom Phra, Surin 32180, Thailand",
+        phone="044-000-101",
+    )
+    set_authority_contact(
+        session,
+        ckr,
+        district_en="Mueang Sakon Nakhon District",
+        province_en="Sakon Nakhon",
+        address_th="ที่ทำการ อบต.เชียงเครือ ต.เชียงเครือ อ.เมืองสกลนคร จ.สกลนคร 47000",
+        address_en=(
+            "Chiang Khruea SAO Office, Chiang Khruea, Mueang Sakon Nakhon, Sakon Nakhon 47000, Thailand"
+        ),
+        phone="042-000-202",
+    )
+    nsn_th = "ต.หนองสนิท อ.จอมพระ จ.สุรินทร์ 32180"
+    nsn_en = "Nong Sanit, Chom Phra, Surin 32180, Thailand"
+    b = {
+        "CE-NSN-01": enrol_business(
+            session,
+            code="CE-NSN-01",
+            kind=BusinessKind.COMMUNITY_ENTERPRISE,
+            name_th="วิสาหกิจชุมชนกลุ่มผักอินทรีย์บ้านหนองสนิท",
+            name_en="Ban Nong Sanit Organic Vegetable Community Enterprise",
+            address_th=f"หมู่ 1 บ้านหนองสนิท {nsn_th}",
+            address_en=f"Moo 1, Ban Nong Sanit, {nsn_en}",
+            phone="044-000-111",
+            authority=nsn,
+        ),
+        "CE-NSN-02": enrol_business(
+            session,
+            code="CE-NSN-02",
+            kind=BusinessKind.COMMUNITY_ENTERPRISE,
+            name_th="วิสาหกิจชุมชนกลุ่มข้าวหอมมะลิอินทรีย์หนองสนิท",
+            name_en="Nong Sanit Organic Hom Mali Rice Community Enterprise",
+            address_th=f"หมู่ 4 บ้านโคกกลาง {nsn_th}",
+            address_en=f"Moo 4, Ban Khok Klang, {nsn_en}",
+            phone="044-000-122",
+            authority=nsn,
+        ),
+        "CE-CKR-01": enrol_business(
+            session,
+            code="CE-CKR-01",
+            kind=BusinessKind.COMMUNITY_ENTERPRISE,
+            name_th="วิสาหกิจชุมชนกลุ่มผู้ปลูกแตงโมเชียงเครือ",
+            name_en="Chiang Khruea Watermelon Growers Community Enterprise",
+            address_th="หมู่ 3 บ้านเชียงเครือ ต.เชียงเครือ อ.เมืองสกลนคร จ.สกลนคร 47000",
+            address_en=(
+                "Moo 3, Ban Chiang Khruea, Chiang Khruea, Mueang Sakon Nakhon, Sakon Nakhon 47000, Thailand"
+            ),
+            phone="042-000-233",
+            authority=ckr,
+        ),
+        "EXP-0001": enrol_business(
+            session,
+            code="EXP-0001",
+            kind=BusinessKind.EXPORTER,
+            name_th="บริษัท สยามชุมชนส่งออก จำกัด",
+            name_en="Siam Community Export Co., Ltd.",
+            address_th="นิคมอุตสาหกรรมแหลมฉบัง ต.ทุ่งสุขลา อ.ศรีราชา จ.ชลบุรี 20230",
+            address_en="Laem Chabang Industrial Estate, Thung Sukhla, Si Racha, Chon Buri 20230, Thailand",
+            phone="038-000-300",
+        ),
+    }
+    places: list[
+        tuple[str, LocationKind, str, str, str, str, str | None, str | None, models.Authority | None, str]
+    ] = [
+        (
+            "FARM-NSN-01",
+            LocationKind.FARM,
+            "ฟาร์มผักอินทรีย์ บ้านหนองสนิท หมู่ 1",
+            "Organic vegetable farm, Ban Nong Sanit Moo 1",
+            f"หมู่ 1 บ้านหนองสนิท {nsn_th}",
+            f"Moo 1, Ban Nong Sanit, {nsn_en}",
+            "15.1108",
+            "103.6163",
+            nsn,
+            "CE-NSN-01",
+        ),
+        (
+            "FARM-NSN-02",
+            LocationKind.FARM,
+            "นาข้าวหอมมะลิ บ้านโคกกลาง หมู่ 4",
+            "Hom Mali rice farm, Ban Khok Klang Moo 4",
+            f"หมู่ 4 บ้านโคกกลาง {nsn_th}",
+            f"Moo 4, Ban Khok Klang, {nsn_en}",
+            "15.1031",
+            "103.6290",
+            nsn,
+            "CE-NSN-02",
+        ),
+        (
+            "FARM-NSN-03",
+            LocationKind.FARM,
+            "นาข้าวหอมมะลิ บ้านหนองสนิท หมู่ 2",
+            "Hom Mali rice farm, Ban Nong Sanit Moo 2",
+            f"หมู่ 2 บ้านหนองสนิท {nsn_th}",
+            f"Moo 2, Ban Nong Sanit, {nsn_en}",
+            "15.1152",
+            "103.6071",
+            nsn,
+            "CE-NSN-02",
+        ),
+        (
+            "FARM-CKR-01",
+            LocationKind.FARM,
+            "ไร่แตงโม บ้านเชียงเครือ หมู่ 3",
+            "Watermelon farm, Ban Chiang Khruea Moo 3",
+            "หมู่ 3 บ้านเชียงเครือ ต.เชียงเครือ อ.เมืองสกลนคร จ.สกลนคร 47000",
+            "Moo 3, Ban Chiang Khruea, Chiang Khruea, Mueang Sakon Nakhon, Sakon Nakhon 47000, Thailand",
+            "17.1289",
+            "104.0647",
+            ckr,
+            "CE-CKR-01",
+        ),
+        (
+            "PH-NSN",
+            LocationKind.PACKING_HOUSE,
+            "โรงคัดบรรจุผัก วิสาหกิจชุมชนบ้านหนองสนิท",
+            "Ban Nong Sanit community packing house",
+            f"หมู่ 1 บ้านหนองสนิท {nsn_th}",
+            f"Moo 1, Ban Nong Sanit, {nsn_en}",
+            "15.1120",
+            "103.6170",
+            nsn,
+            "CE-NSN-01",
+        ),
+        (
+            "MILL-NSN",
+            LocationKind.MILL,
+            "โรงสีข้าวชุมชนหนองสนิท",
+            "Nong Sanit community rice mill",
+            f"หมู่ 4 บ้านโคกกลาง {nsn_th}",
+            f"Moo 4, Ban Khok Klang, {nsn_en}",
+            "15.1040",
+            "103.6280",
+            nsn,
+            "CE-NSN-02",
+        ),
+        (
+            "PH-CKR",
+            LocationKind.PACKING_HOUSE,
+            "โรงคัดบรรจุแตงโมเชียงเครือ",
+            "Chiang Khruea watermelon packing house",
+            "หมู่ 3 บ้านเชียงเครือ ต.เชียงเครือ อ.เมืองสกลนคร จ.สกลนคร 47000",
+            "Moo 3, Ban Chiang Khruea, Chiang Khruea, Mueang Sakon Nakhon, Sakon Nakhon 47000, Thailand",
+            "17.1300",
+            "104.0650",
+            ckr,
+            "CE-CKR-01",
+        ),
+        (
+            "PORT-LCB",
+            LocationKind.PORT,
+            "ท่าเรือแหลมฉบัง (คลังสินค้าผู้ส่งออก)",
+            "Laem Chabang Port (exporter's warehouse)",
+            "ท่าเรือแหลมฉบัง ต.ทุ่งสุขลา อ.ศรีราชา จ.ชลบุรี 20230",
+            "Laem Chabang Port, Thung Sukhla, Si Racha, Chon Buri 20230, Thailand",
+            "13.0830",
+            "100.8830",
+            None,
+            "EXP-0001",
+        ),
+    ]
+    for code, kind, name_th, name_en, addr_th, addr_en, lat, lon, authority, operator in places:
+        enrol_location(
+            session,
+            code=code,
+            kind=kind,
+            name_th=name_th,
+            name_en=name_en,
+            address_th=addr_th,
+            address_en=addr_en,
+            lat=Decimal(lat) if lat else None,
+            lon=Decimal(lon) if lon else None,
+            authority=authority,
+            business=b[operator],
+        )
+    return b
 
 
 def _record_demo_events(session: Session, id_base: str, now: datetime, local: ZoneInfo) -> list[str]:

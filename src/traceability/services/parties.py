@@ -18,10 +18,11 @@ from argon2 import PasswordHasher
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.chain.registry import OfficerStatus, TraceRegistry, authority_id
-from traceability.domain.catalog import FarmingStandard
+from traceability.domain.catalog import BusinessKind, FarmingStandard, LocationKind
 from traceability.domain.geo import check_plot_area
 from traceability.domain.states import ChainOpKind, PartyStatus
 from traceability.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -195,6 +196,7 @@ def enrol_farmer(
     phone: str,
     pin: str,
     group_th: str | None = None,
+    business: models.Business | None = None,
 ) -> models.Farmer:
     if Repository(session).farmer_by_code(code) is not None:
         raise Conflict(f"farmer {code} already exists")
@@ -205,6 +207,96 @@ def enrol_farmer(
         phone=phone,
         pin_hash=hash_secret(pin),
         group_th=group_th,
+        business_id=business.id if business is not None else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_authority_contact(
+    session: Session,
+    authority: models.Authority,
+    *,
+    district_en: str,
+    province_en: str,
+    address_th: str,
+    address_en: str,
+    phone: str,
+) -> models.Authority:
+    """The อปท. office's public contact: its English district and province, address and office phone (what
+    exports print for places it answers for). Not on chain: it can be corrected."""
+    authority.district_en = district_en
+    authority.province_en = province_en
+    authority.address_th = address_th
+    authority.address_en = address_en
+    authority.phone = phone
+    session.flush()
+    return authority
+
+
+def enrol_business(
+    session: Session,
+    *,
+    code: str,
+    kind: BusinessKind,
+    name_th: str,
+    name_en: str,
+    address_th: str | None = None,
+    address_en: str | None = None,
+    country: str = "TH",
+    phone: str | None = None,
+    authority: models.Authority | None = None,
+) -> models.Business:
+    """A business party (community enterprise, exporter, ...) under the party code events carry."""
+    if session.scalar(select(models.Business).where(models.Business.code == code)) is not None:
+        raise Conflict(f"business {code} already exists")
+    row = models.Business(
+        code=code,
+        kind=BusinessKind(kind),
+        name_th=name_th,
+        name_en=name_en,
+        address_th=address_th,
+        address_en=address_en,
+        country=country,
+        phone=phone,
+        authority_id=authority.id if authority is not None else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def enrol_location(
+    session: Session,
+    *,
+    code: str,
+    kind: LocationKind,
+    name_th: str,
+    name_en: str,
+    address_th: str | None = None,
+    address_en: str | None = None,
+    country: str = "TH",
+    lat: Decimal | None = None,
+    lon: Decimal | None = None,
+    authority: models.Authority | None = None,
+    business: models.Business | None = None,
+) -> models.Location:
+    """A place that is not a plot (farm, packing house, mill, port...) under the place code events carry."""
+    if session.scalar(select(models.Location).where(models.Location.code == code)) is not None:
+        raise Conflict(f"location {code} already exists")
+    row = models.Location(
+        code=code,
+        kind=LocationKind(kind),
+        name_th=name_th,
+        name_en=name_en,
+        address_th=address_th,
+        address_en=address_en,
+        country=country,
+        lat=lat,
+        lon=lon,
+        authority_id=authority.id if authority is not None else None,
+        business_id=business.id if business is not None else None,
     )
     session.add(row)
     session.flush()

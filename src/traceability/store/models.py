@@ -29,7 +29,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from traceability.domain.catalog import FarmingStandard
+from traceability.domain.catalog import BusinessKind, FarmingStandard, LocationKind
 from traceability.domain.states import (
     BatchStatus,
     ChainOpKind,
@@ -91,6 +91,12 @@ class Authority(Base):
     district_th: Mapped[str] = mapped_column(String(100))
     province_th: Mapped[str] = mapped_column(String(100))
     admin_address: Mapped[str | None] = mapped_column(String(42))
+    # Public contact of the office (FSMA 204 location descriptions, EPCIS master data): never a person's.
+    district_en: Mapped[str | None] = mapped_column(String(100))
+    province_en: Mapped[str | None] = mapped_column(String(100))
+    address_th: Mapped[str | None] = mapped_column(String(300))
+    address_en: Mapped[str | None] = mapped_column(String(300))
+    phone: Mapped[str | None] = mapped_column(String(24))
     # pending until its registration on chain is final (write-ahead: see services/chainops.py)
     status: Mapped[str] = mapped_column(String(12), default=PartyStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -110,9 +116,72 @@ class Farmer(Base):
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     pin_hash: Mapped[str | None] = mapped_column(String(200))
     group_th: Mapped[str | None] = mapped_column(String(200))
+    # The community enterprise (or co-operative) the farmer sells through: its name, address and business
+    # phone describe the farmer's fields in exports, so the farmer's own never has to.
+    business_id: Mapped[int | None] = mapped_column(ForeignKey("businesses.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     authority: Mapped[Authority] = relationship(lazy="raise")
+
+
+class Business(Base):
+    """A business party: community enterprise, co-operative, exporter, importer, carrier. ``code`` is the
+    party code events carry (``{id_base}/party/{code}``); name, address and phone are its public business
+    contact (FSMA 204 asks for a business name, address and phone for each location)."""
+
+    __tablename__ = "businesses"
+    __table_args__ = (CheckConstraint(check_in("kind", BusinessKind), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    name_th: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    address_th: Mapped[str | None] = mapped_column(String(300))
+    address_en: Mapped[str | None] = mapped_column(String(300))
+    country: Mapped[str] = mapped_column(String(2), default="TH")
+    phone: Mapped[str | None] = mapped_column(String(24))
+    authority_id: Mapped[int | None] = mapped_column(ForeignKey("authorities.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Location(Base):
+    """A place events name that is not a farmer's plot: a farm (a farmer's holding of several plots), a
+    packing house, a cold store, a port, an office. ``code`` is the place code (``{id_base}/place/{code}``);
+    ``business_id`` the business that operates it (whose contact describes it in exports)."""
+
+    __tablename__ = "locations"
+    __table_args__ = (CheckConstraint(check_in("kind", LocationKind), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name_th: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    address_th: Mapped[str | None] = mapped_column(String(300))
+    address_en: Mapped[str | None] = mapped_column(String(300))
+    country: Mapped[str] = mapped_column(String(2), default="TH")
+    lat: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    lon: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    authority_id: Mapped[int | None] = mapped_column(ForeignKey("authorities.id"))
+    business_id: Mapped[int | None] = mapped_column(ForeignKey("businesses.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    """An importer's API key: only its SHA-256 is kept (a key is 256 random bits, so a fast hash is enough:
+    nothing to brute-force). ``prefix`` (the key's first characters) lets an operator tell keys apart.
+    Revoked keys are kept, with when."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Plot(Base):
