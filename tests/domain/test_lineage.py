@@ -245,3 +245,143 @@ def test_harvesting_another_crop_than_planted_is_an_error():
     assert isinstance(harvest, Harvest)
     entries[2] = LedgerEntry(h(2), harvest.model_copy(update={"crop": "watermelon"}))
     assert codes(check_yield(entries)) == ["harvest_crop_mismatch"]
+
+
+# --- the evidence each check returns with its findings ---------------------------------------------------
+
+
+def test_chain_link_evidence_names_each_lots_previous_event():
+    from traceability.domain.lineage import chain_links
+
+    entries = ledger()
+    lots = {"LOT-A1", "LOT-B1", "LOT-M1"}
+    checked = chain_links(entries, lots)
+    assert checked.findings == check_chain_links(entries, lots) == []
+    by_event = {}
+    for link in checked.evidence:
+        by_event.setdefault(link.event_id, []).append((link.lot_code, link.hash, link.found))
+    ids = [str(e.event.event_id) for e in entries]
+    assert ids[0] not in by_event and ids[1] not in by_event  # plantings create their lots: no link
+    assert by_event[ids[2]] == [("LOT-A1", h(0), True)]
+    # the packing continues both input lots (its output is new): one link each
+    assert sorted(by_event[ids[5]]) == [("LOT-A1", h(4), True), ("LOT-B1", h(3), True)]
+    assert by_event[ids[7]] == [("LOT-M1", h(6), True)]
+
+
+def test_a_missing_event_shows_in_the_link_evidence_as_not_found():
+    from traceability.domain.lineage import chain_links
+
+    entries = [e for e in ledger() if e.hash != h(4)]  # the grading of LOT-A1 is gone
+    checked = chain_links(entries, {"LOT-A1", "LOT-B1", "LOT-M1"})
+    packing = str(entries[4].event.event_id)
+    links = sorted(
+        (p.lot_code or "", p.hash or "", p.found) for p in checked.evidence if p.event_id == packing
+    )
+    # no link for LOT-A1 (its previous event is missing), and the hash it names shows as not found
+    assert links == [("", h(4), False), ("LOT-A1", "", False), ("LOT-B1", h(3), True)]
+    assert codes(checked.findings) == ["broken_prev_link"]
+    assert "gap" in checked.findings[0].en and "ขาดตอน" in checked.findings[0].th
+
+
+def test_mass_balance_evidence_follows_every_kilogram():
+    from traceability.domain.lineage import mass_balance
+
+    entries = ledger()
+    lots = {"LOT-A1", "LOT-B1", "LOT-M1"}
+    checked = mass_balance(entries, lots)
+    assert checked.findings == []
+    kinds = [m.kind.value for m in checked.evidence]
+    assert kinds == ["harvest", "harvest", "grading_reject", "transformation", "shipping", "receiving"]
+    assert all(m.ok for m in checked.evidence)
+    packing = checked.evidence[3].to_json()
+    assert packing["inputs"] == [
+        {"lot_code": "LOT-A1", "kg": "2900", "available_kg": "2900", "checked": True},
+        {"lot_code": "LOT-B1", "kg": "2000", "available_kg": "2000", "checked": True},
+    ]
+    assert packing["outputs"] == [{"lot_code": "LOT-M1", "kg": "4800"}]
+    assert (packing["input_kg"], packing["output_kg"]) == ("4900", "4800")
+    reject = checked.evidence[2].to_json()
+    assert reject["inputs"] == [{"lot_code": "LOT-A1", "kg": "100", "available_kg": "3000", "checked": True}]
+    receipt = checked.evidence[5].to_json()
+    assert receipt["inputs"][0]["available_kg"] == "4800"  # what was in transit
+
+
+def test_an_overdrawn_shipment_is_said_in_kilograms_and_its_evidence_does_not_add_up():
+    from traceability.domain.lineage import mass_balance
+
+    entries = ledger()
+    ship = entries[6].event
+    assert isinstance(ship, Transport)
+    entries[6] = LedgerEntry(h(6), ship.model_copy(update={"items": (lq("LOT-M1", "5500"),)}))
+    checked = mass_balance(entries, {"LOT-A1", "LOT-B1", "LOT-M1"})
+    [finding] = checked.findings
+    assert finding.code == "mass_balance" and finding.lot_code == "LOT-M1"
+    assert "The shipment of lot LOT-M1 sends 5,500 kg, but only 4,800 kg were left" in finding.en
+    assert "การส่งสินค้าล็อต LOT-M1" in finding.th and "5,500 กก." in finding.th and "4,800 กก." in finding.th
+    assert finding.detail == {"requested_kg": "5500", "available_kg": "4800"}
+    assert [m.ok for m in checked.evidence] == [True, True, True, True, False, True]
+
+
+def test_a_shipment_carrying_a_lot_outside_the_lineage_does_not_check_that_lot():
+    from traceability.domain.lineage import mass_balance
+
+    entries = ledger()
+    ship = entries[6].event
+    assert isinstance(ship, Transport)
+    both = (lq("LOT-M1", "4800"), lq("LOT-X9", "700"))
+    entries[6] = LedgerEntry(h(6), ship.model_copy(update={"items": both}))
+    checked = mass_balance(entries, {"LOT-A1", "LOT-B1", "LOT-M1"})
+    assert checked.findings == []
+    assert checked.evidence[4].to_json()["inputs"] == [
+        {"lot_code": "LOT-M1", "kg": "4800", "available_kg": "4800", "checked": True},
+        {"lot_code": "LOT-X9", "kg": "700", "available_kg": None, "checked": False},
+    ]
+
+
+def test_yield_evidence_gives_each_harvest_per_rai_against_the_ceiling():
+    from traceability.domain.lineage import plausible_yield
+
+    entries = ledger()
+    checked = plausible_yield(entries, Decimal("1.5"))
+    assert checked.findings == []
+    a, b = (y.to_json() for y in checked.evidence)
+    assert a == {
+        "event_id": str(entries[2].event.event_id),
+        "lot_code": "LOT-A1",
+        "plot_id": "PLOT-1",
+        "crop": "hom-mali-105",
+        "area_rai": "8",
+        "harvest_kg": "3000",
+        "lot_harvest_kg": "3000",
+        "kg_per_rai": "375",
+        "ceiling_kg_per_rai": "1050",
+        "planted_plot_id": "PLOT-1",
+        "planted_crop": "hom-mali-105",
+        "ok": True,
+    }
+    assert (b["lot_code"], b["kg_per_rai"], b["ok"]) == ("LOT-B1", "400", True)
+
+    harvest = entries[2].event
+    assert isinstance(harvest, Harvest)
+    entries[2] = LedgerEntry(h(2), harvest.model_copy(update={"quantity": kg("8401")}))
+    checked = plausible_yield(entries, Decimal("1.5"))
+    [finding] = checked.findings
+    assert "8,401 kg harvested from 8 rai (1,050.13 kg per rai)" in finding.en
+    assert "at most 1,050 kg per rai, 8,400 kg in all" in finding.en
+    assert "8,401 กก." in finding.th and "ไร่ละ 1,050 กก." in finding.th
+    assert checked.evidence[0].ok is False and str(checked.evidence[0].kg_per_rai) == "1050.13"
+
+
+def test_a_crop_without_a_ceiling_or_a_harvest_without_planting_is_not_judged():
+    from traceability.domain.lineage import plausible_yield
+
+    entries = [e for e in ledger() if e.hash != h(1)]  # LOT-B1's planting is not in view
+    [a, b] = plausible_yield(entries).evidence
+    assert a.ok is True and b.ok is None and b.area_rai is None and b.kg_per_rai is None
+    planting = entries[0].event
+    harvest = entries[1].event
+    assert isinstance(planting, Planting) and isinstance(harvest, Harvest)
+    entries[0] = LedgerEntry(h(0), planting.model_copy(update={"crop": "durian"}))
+    entries[1] = LedgerEntry(h(2), harvest.model_copy(update={"crop": "durian"}))
+    first = plausible_yield(entries).evidence[0]
+    assert first.ok is None and first.ceiling_kg_per_rai is None and str(first.kg_per_rai) == "375.00"

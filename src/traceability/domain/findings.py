@@ -2,14 +2,18 @@
 
 Every finding code belongs to one check group (``Code.check``): the verdict's summary marks a group failed or
 warned by the worst finding in it. Codes and groups are part of the API (importers' systems read them): add,
-never rename.
+never rename. ``docs/verification.md`` lists every code with its meaning, and the evidence a verdict carries
+(``domain.evidence``) with every field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from traceability.domain.evidence import Evidence, RegistryRef, iso_utc
 
 
 class Severity(StrEnum):
@@ -67,6 +71,7 @@ class Code(StrEnum):
     CERTIFICATION_REVOKED = "certification_revoked"
     CERTIFICATION_WRONG_AUTHORITY = "certification_wrong_authority"
     OFFICER_AFTER_ADMIN_CHANGE = "officer_after_admin_change"
+    CERTIFICATION_EXPIRED = "certification_expired"
 
     @property
     def check(self) -> Check:
@@ -102,6 +107,7 @@ _CHECK_OF: dict[Code, Check] = {
     Code.CERTIFICATION_REVOKED: Check.CERTIFICATIONS,
     Code.CERTIFICATION_WRONG_AUTHORITY: Check.CERTIFICATIONS,
     Code.OFFICER_AFTER_ADMIN_CHANGE: Check.CERTIFICATIONS,
+    Code.CERTIFICATION_EXPIRED: Check.CERTIFICATIONS,
 }
 
 
@@ -169,14 +175,37 @@ def check_result(check: Check, th: str, en: str, findings: list[Finding], **deta
 
 @dataclass(frozen=True)
 class Verdict:
+    """The outcome (``status``), what is wrong (``findings``), a line per check (``checks``), and what was
+    looked at (``evidence``), against which registry (``registry``, the trusted one) and when."""
+
     lot_code: str
     status: Status
     findings: tuple[Finding, ...]
     checks: tuple[CheckResult, ...]
+    evidence: Evidence = field(default_factory=Evidence)
+    registry: RegistryRef | None = None
+    checked_at: datetime | None = None
 
     @classmethod
-    def of(cls, lot_code: str, findings: list[Finding], checks: list[CheckResult]) -> Verdict:
-        return cls(lot_code, _STATUS_OF[worst(findings)], tuple(findings), tuple(checks))
+    def of(
+        cls,
+        lot_code: str,
+        findings: list[Finding],
+        checks: list[CheckResult],
+        *,
+        evidence: Evidence | None = None,
+        registry: RegistryRef | None = None,
+        checked_at: datetime | None = None,
+    ) -> Verdict:
+        return cls(
+            lot_code,
+            _STATUS_OF[worst(findings)],
+            tuple(findings),
+            tuple(checks),
+            evidence or Evidence(),
+            registry,
+            checked_at,
+        )
 
     @property
     def ok(self) -> bool:
@@ -188,4 +217,7 @@ class Verdict:
             "status": self.status.value,
             "reasons": [f.to_json() for f in self.findings],
             "checks": [c.to_json() for c in self.checks],
+            "registry": (self.registry or RegistryRef(None, None)).to_json(),
+            "checked_at": iso_utc(self.checked_at),
+            "evidence": self.evidence.to_json(),
         }

@@ -12,38 +12,64 @@ they downloaded, trusting nothing but the chain and the registry they pin (chain
   every event touches a lot of the lineage (an event copied in from another lot makes the bundle fail);
 * per lot: hash-chain links (``prev``), mass balance, plausible yield;
 * per certification: it is of a lot of the lineage; the EIP-712 signature is the officer's; the contract says
-  it is valid (signer an officer of that authority when issued, not revoked, not expired); its authority is
-  the authority of every origin plot of its lot; an officer added shortly after the authority's admin changed
-  is reported as a warning.
+  it is valid (signer an officer of that authority when issued, not revoked, not expired: when it is not, the
+  contract's record says which, so a revoked, an expired and an otherwise invalid certification each have
+  their own code); its authority is the authority of every origin plot of its lot; an officer added shortly
+  after the authority's admin changed is reported as a warning. An expired certification is a warning (the
+  lot is no longer certified; nothing in its record is false), every other problem an error.
+
+The verdict carries the evidence of every check (``domain.evidence``): per event its hashes, links and
+anchor (with the block time the contract recorded), per movement of kilograms the balance before and after,
+per harvest its yield per rai, per certification its signer and status; all from answers already fetched for
+the checks (one ``anchoredAt`` per root, one receipt per anchoring transaction, one ``certificationOf`` and
+one ``isValid`` per certification), so the evidence costs no request of its own but ``certificationOf``.
+``docs/verification.md`` documents it field by field.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from babel.dates import format_date
 from pydantic import ValidationError
 
 from traceability.chain.eip712 import CertificationData, authority_id, certification_digest, recover_signer
 from traceability.chain.registry import AnchorReceipt, TraceRegistry
-from traceability.domain.bundle import BundleAnchor, ProofBundle
+from traceability.domain.bundle import BundleAnchor, BundleCertification, ProofBundle
 from traceability.domain.epcis import from_epcis
-from traceability.domain.events import Certification, Planting, Revocation, lots_touched
+from traceability.domain.events import Certification, Event, Planting, Revocation, lots_touched
+from traceability.domain.evidence import (
+    AnchorEvidence,
+    CertificationEvidence,
+    CertStatus,
+    EventEvidence,
+    Evidence,
+    PrevLink,
+    RegistryRef,
+    from_unix,
+)
 from traceability.domain.findings import Check, Code, Finding, Severity, Verdict, check_result
 from traceability.domain.hashing import event_hash, hash_hex
 from traceability.domain.ids import from_hex
 from traceability.domain.lineage import (
     LedgerEntry,
     ancestry,
-    check_chain_links,
-    check_mass_balance,
-    check_yield,
+    chain_links,
     created_lots,
+    event_name,
+    mass_balance,
+    plausible_yield,
 )
 from traceability.domain.merkle import verify_proof
 from traceability.errors import ChainError, InvalidInput
+
+THAI_TIME = timezone(timedelta(hours=7), "ICT")
+"""Days in the reasons' text are Thai calendar days (the lots are Thai): the Buddhist era in Thai."""
 
 ADMIN_CHANGE_WINDOW_S = 14 * 24 * 3600
 """An officer added this soon after the authority's admin changed hands gets a warning: a registrar (or a
@@ -69,7 +95,30 @@ class _ChainCache:
 
     head: int = 0
     roots: dict[str, bool] = field(default_factory=dict)
+    anchored_at: dict[str, int] = field(default_factory=dict)
     transactions: dict[tuple[str, str], AnchorReceipt | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Read:
+    """One bundle event as read: claimed and recomputed hash, the event (None if unreadable), its anchor."""
+
+    ref: str
+    claimed: str
+    recomputed: str | None
+    event: Event | None
+    anchor: AnchorEvidence | None
+    kind: str | None
+
+
+def _trusted(registry: TraceRegistry | None) -> RegistryRef:
+    if registry is None:
+        return RegistryRef(None, None)
+    try:
+        chain_id: int | None = registry.chain_id
+    except ChainError:
+        chain_id = None
+    return RegistryRef(chain_id, registry.address.lower())
 
 
 def verify_bundle(
@@ -79,11 +128,14 @@ def verify_bundle(
     confirmations: int = 0,
     yield_tolerance: Decimal = Decimal("1.5"),
     admin_change_window_s: int = ADMIN_CHANGE_WINDOW_S,
+    now: datetime | None = None,
 ) -> Verdict:
     """Check a proof bundle against ``registry``, the registry the caller trusts (its chain id and address).
-    With ``registry`` None the chain checks are reported as not done (failed)."""
+    With ``registry`` None the chain checks are reported as not done (failed). ``now`` is the verdict's
+    ``checked_at`` (the current time by default)."""
     parsed = parse_bundle(bundle)
     lot_code = parsed.lot_code
+    checked_at = (now or datetime.now(UTC)).replace(microsecond=0)
     findings: list[Finding] = []
 
     if registry is not None:
@@ -92,9 +144,12 @@ def verify_bundle(
             summary = check_result(
                 Check.REGISTRY, "ตรวจสัญญาอัจฉริยะที่อ้างถึง", "Checked the registry named", [problem]
             )
-            return Verdict.of(lot_code, [problem], [summary])
+            return Verdict.of(
+                lot_code, [problem], [summary], registry=_trusted(registry), checked_at=checked_at
+            )
 
     entries: list[LedgerEntry] = []
+    reads: list[_Read] = []
     cache = _ChainCache()
     try:
         cache.head = registry.head() if registry is not None else 0
@@ -103,6 +158,7 @@ def verify_bundle(
     for n, item in enumerate(parsed.events):
         body = item.epcis
         event_ref = str(body.get("eventID", f"#{n}")).removeprefix("urn:uuid:")
+        recomputed: str | None = None
         try:
             recomputed = hash_hex(event_hash(body))
             event = from_epcis(body)
@@ -113,25 +169,35 @@ def verify_bundle(
                 Finding(
                     Code.EVENT_UNREADABLE,
                     Severity.ERROR,
-                    f"ข้อมูลเหตุการณ์ {event_ref} ถูกแก้ไขจนอ่านไม่ได้",
-                    f"Event {event_ref} was altered and can no longer be read: {str(exc)[:200]}",
+                    f"บันทึก {event_ref} ถูกแก้ไขจนอ่านไม่ได้แล้ว จึงเชื่อถือไม่ได้",
+                    f"The record {event_ref} has been altered so that it can no longer be read, so it cannot "
+                    f"be trusted ({str(exc)[:200]})",
                     event_id=event_ref,
                 )
             )
+            kind = str(body.get("tt:kind", "")).rsplit("#", 1)[-1] or None
+            reads.append(_Read(event_ref, item.hash, recomputed, None, _unchecked(item.anchor), kind))
             continue
         if recomputed != item.hash:
+            name_th, name_en = event_name(event)
             findings.append(
                 Finding(
                     Code.HASH_MISMATCH,
                     Severity.ERROR,
-                    f"ข้อมูลเหตุการณ์ {event_ref} ถูกแก้ไข: แฮชที่คำนวณใหม่ไม่ตรงกับที่บันทึกไว้",
-                    f"Event {event_ref} was altered: its recomputed hash does not match the recorded one",
+                    f"บันทึก{name_th} {event_ref} ถูกแก้ไขหลังจากถูกผนึกไว้: ลายนิ้วมือดิจิทัล (แฮช) ที่คำนวณจากข้อมูล"
+                    "ตอนนี้ไม่ตรงกับที่บันทึกไว้",
+                    f"The {name_en} record {event_ref} has been changed since it was sealed: the digital "
+                    "fingerprint (hash) of what it says now differs from the one recorded",
                     event_id=event_ref,
                     detail={"recorded": item.hash, "recomputed": recomputed},
                 )
             )
         entries.append(LedgerEntry(recomputed, event))
-        findings += _check_anchor(item.anchor, recomputed, event_ref, registry, confirmations, cache)
+        anchor_findings, anchor = _check_anchor(
+            item.anchor, recomputed, event_ref, registry, confirmations, cache
+        )
+        findings += anchor_findings
+        reads.append(_Read(event_ref, item.hash, recomputed, event, anchor, event.kind))
 
     lots = ancestry(lot_code, entries)
     if not any(lot_code in lots_touched(e.event) for e in entries):
@@ -139,37 +205,40 @@ def verify_bundle(
             Finding(
                 Code.LOT_MISSING,
                 Severity.ERROR,
-                f"ไม่มีเหตุการณ์ของล็อต {lot_code}",
-                f"No event touches lot {lot_code}",
+                f"ไม่มีบันทึกใดในหลักฐานที่เป็นของล็อต {lot_code}",
+                f"No record in the bundle is about lot {lot_code}",
                 lot_code=lot_code,
             )
         )
     in_lineage = [e for e in entries if set(lots_touched(e.event)) & lots]
     for e in entries:
         if not set(lots_touched(e.event)) & lots:
+            about = ", ".join(lots_touched(e.event))
             findings.append(
                 Finding(
                     Code.EVENT_OUTSIDE_LINEAGE,
                     Severity.ERROR,
-                    f"เหตุการณ์ {e.event.event_id} ไม่เกี่ยวกับล็อตใดในสายการผลิตของ {lot_code} "
-                    f"(ล็อต {', '.join(lots_touched(e.event))})",
-                    f"Event {e.event.event_id} touches no lot in the lineage of {lot_code} "
-                    f"(it is about {', '.join(lots_touched(e.event))})",
+                    f"บันทึก {e.event.event_id} เป็นของล็อต {about} ซึ่งไม่ได้อยู่ในที่มาของล็อต {lot_code} "
+                    "จึงไม่ควรอยู่ในหลักฐานนี้",
+                    f"The record {e.event.event_id} is about lot {about}, which is not part of where lot "
+                    f"{lot_code} came from, so it does not belong in this proof",
                     event_id=str(e.event.event_id),
                 )
             )
-    findings += check_chain_links(in_lineage, lots)
-    findings += check_mass_balance(in_lineage, lots)
-    findings += check_yield(in_lineage, yield_tolerance)
-    cert_findings, n_valid = _check_certifications(parsed, in_lineage, registry, admin_change_window_s)
-    findings += cert_findings
-    if n_valid == 0 and not any(f.severity is Severity.ERROR for f in cert_findings):
+    links = chain_links(in_lineage, lots)
+    moved = mass_balance(in_lineage, lots)
+    yields = plausible_yield(in_lineage, yield_tolerance)
+    findings += links.findings + moved.findings + yields.findings
+    certified = _check_certifications(parsed, in_lineage, registry, admin_change_window_s)
+    findings += certified.findings
+    n_valid = certified.valid
+    if n_valid == 0 and not any(f.severity is Severity.ERROR for f in certified.findings):
         findings.append(
             Finding(
                 Code.NOT_CERTIFIED,
                 Severity.WARNING,
-                "ยังไม่มีใบรับรองจาก อปท. ที่ใช้ได้",
-                "No valid certification by a local authority",
+                f"ล็อต {lot_code} ยังไม่มีใบรับรองจาก อปท. ที่ใช้ได้ในตอนนี้",
+                f"Lot {lot_code} has no certification by a local authority (อปท.) that is valid now",
                 lot_code=lot_code,
             )
         )
@@ -212,7 +281,38 @@ def verify_bundle(
             valid=n_valid,
         ),
     ]
-    return Verdict.of(lot_code, findings, checks)
+    evidence = Evidence(
+        events=_event_evidence(reads, links.evidence, lots),
+        mass_balance=tuple(moved.evidence),
+        yields=tuple(yields.evidence),
+        certifications=tuple(certified.evidence),
+    )
+    return Verdict.of(
+        lot_code, findings, checks, evidence=evidence, registry=_trusted(registry), checked_at=checked_at
+    )
+
+
+def _event_evidence(reads: list[_Read], links: list[PrevLink], lots: set[str]) -> tuple[EventEvidence, ...]:
+    by_event: dict[str, list[PrevLink]] = defaultdict(list)
+    for link in links:
+        by_event[link.event_id].append(link)
+    out = []
+    for r in reads:
+        touched = lots_touched(r.event) if r.event is not None else ()
+        out.append(
+            EventEvidence(
+                event_id=str(r.event.event_id) if r.event is not None else r.ref,
+                kind=r.kind,
+                lots=touched,
+                event_time=r.event.event_time if r.event is not None else None,
+                hash=r.claimed,
+                recomputed=r.recomputed,
+                prev=tuple(by_event.get(str(r.event.event_id), ())) if r.event is not None else (),
+                anchor=r.anchor,
+                in_lineage=bool(set(touched) & lots),
+            )
+        )
+    return tuple(out)
 
 
 def _registry_problem(bundle: ProofBundle, registry: TraceRegistry) -> Finding | None:
@@ -232,10 +332,11 @@ def _registry_problem(bundle: ProofBundle, registry: TraceRegistry) -> Finding |
         chain_id = registry.chain_id
         if bundle.chain_id != chain_id or bundle.contract.lower() != registry.address.lower():
             return unknown(
-                f"หลักฐานอ้างถึงทะเบียน {bundle.contract} บนเชน {bundle.chain_id} ซึ่งไม่ใช่ทะเบียนที่เชื่อถือ "
-                f"({registry.address} บนเชน {chain_id})",
+                f"หลักฐานนี้อ้างถึงทะเบียน {bundle.contract} บนเชน {bundle.chain_id} ซึ่งไม่ใช่ทะเบียนที่เชื่อถือ "
+                f"({registry.address} บนเชน {chain_id}) ใครก็ตั้งทะเบียนของตนเองได้ บันทึกในทะเบียนอื่นจึงพิสูจน์อะไรไม่ได้",
                 f"The bundle names registry {bundle.contract} on chain {bundle.chain_id}, not the trusted "
-                f"registry {registry.address} on chain {chain_id}",
+                f"registry {registry.address} on chain {chain_id}; anyone can set up a registry of their "
+                "own, so records in another one prove nothing",
             )
         if not registry.is_trace_registry():
             return unknown(
@@ -246,10 +347,23 @@ def _registry_problem(bundle: ProofBundle, registry: TraceRegistry) -> Finding |
         return Finding(
             Code.CHAIN_UNAVAILABLE,
             Severity.ERROR,
-            f"ติดต่อบล็อกเชนไม่ได้: {exc}",
-            f"Chain unreachable: {exc}",
+            f"ติดต่อบล็อกเชนไม่ได้ จึงยังตรวจไม่ได้: {exc}",
+            f"The blockchain could not be reached, so nothing could be checked: {exc}",
         )
     return None
+
+
+def _unchecked(anchor: BundleAnchor | None, merkle_ok: bool = False) -> AnchorEvidence | None:
+    if anchor is None:
+        return None
+    return AnchorEvidence(
+        root=anchor.root,
+        proof=tuple(anchor.proof),
+        tx_hash=anchor.tx_hash,
+        block_number=anchor.block_number,
+        block_hash=anchor.block_hash,
+        merkle_ok=merkle_ok,
+    )
 
 
 def _check_anchor(
@@ -259,7 +373,9 @@ def _check_anchor(
     registry: TraceRegistry | None,
     confirmations: int,
     cache: _ChainCache,
-) -> list[Finding]:
+) -> tuple[list[Finding], AnchorEvidence | None]:
+    """The anchor's findings and its evidence (what was checked, with the chain's answers)."""
+
     def finding(code: Code, severity: Severity, th: str, en: str, **detail: Any) -> list[Finding]:
         return [Finding(code, severity, th, en, event_id=event_ref, detail=detail)]
 
@@ -267,22 +383,29 @@ def _check_anchor(
         return finding(
             Code.NOT_ANCHORED,
             Severity.WARNING,
-            f"เหตุการณ์ {event_ref} ยังไม่ได้บันทึกลงบล็อกเชน (รอคิว)",
-            f"Event {event_ref} is not anchored on the blockchain yet",
-        )
+            f"บันทึก {event_ref} ยังไม่ได้ผนึกลงบล็อกเชน (อยู่ในคิว มักใช้เวลาไม่กี่นาที)",
+            f"The record {event_ref} is not sealed on the blockchain yet (it is queued; this usually takes "
+            "a few minutes)",
+        ), None
     proof = [from_hex(p) for p in anchor.proof]
     if not verify_proof(from_hex(event_hash_hex), proof, from_hex(anchor.root)):
         return finding(
             Code.MERKLE_PROOF,
             Severity.ERROR,
-            f"หลักฐาน Merkle ของเหตุการณ์ {event_ref} ไม่นำไปสู่รากที่บันทึกบนเชน",
-            f"The Merkle proof of event {event_ref} does not lead to its anchored root",
+            f"หลักฐาน Merkle ของบันทึก {event_ref} ไม่นำไปสู่ชุดที่ผนึกไว้บนบล็อกเชน (ราก {anchor.root}) ตามที่อ้าง",
+            f"The Merkle proof of record {event_ref} does not lead to the sealed batch it claims "
+            f"(root {anchor.root})",
             root=anchor.root,
-        )
+        ), _unchecked(anchor)
     if registry is None:
         return finding(
-            Code.CHAIN_NOT_CHECKED, Severity.ERROR, "ไม่ได้ตรวจกับบล็อกเชน", "Not checked against the chain"
-        )
+            Code.CHAIN_NOT_CHECKED,
+            Severity.ERROR,
+            f"บันทึก {event_ref} ไม่ได้ตรวจกับบล็อกเชน (ไม่ได้ระบุบล็อกเชนที่จะตรวจ)",
+            f"The record {event_ref} was not checked against the blockchain (no blockchain was given)",
+        ), _unchecked(anchor, merkle_ok=True)
+    seen = _unchecked(anchor, merkle_ok=True)
+    assert seen is not None
     try:
         key = (anchor.tx_hash, anchor.root)
         if key not in cache.transactions:
@@ -295,42 +418,59 @@ def _check_anchor(
             return finding(
                 Code.ANCHOR_BLOCK_MISMATCH,
                 Severity.ERROR,
-                f"ธุรกรรม {anchor.tx_hash} ไม่ได้บันทึกราก {anchor.root} ไว้ในบล็อก {anchor.block_number} "
+                f"ธุรกรรม {anchor.tx_hash} ไม่ได้ผนึกชุด {anchor.root} ไว้ในบล็อก {anchor.block_number} "
                 "ตามที่หลักฐานอ้าง",
-                f"Transaction {anchor.tx_hash} did not anchor root {anchor.root} in block "
+                f"Transaction {anchor.tx_hash} did not seal batch {anchor.root} in block "
                 f"{anchor.block_number} as the bundle claims",
                 root=anchor.root,
                 tx_hash=anchor.tx_hash,
                 block_number=anchor.block_number,
-            )
+            ), _with(seen, cache, anchor.root, included=False)
         if anchor.root not in cache.roots:
             canonical = registry.block_hash(anchor.block_number)
-            on_chain = registry.anchored_at(anchor.root) > 0
-            cache.roots[anchor.root] = on_chain and canonical == anchor.block_hash
+            cache.anchored_at[anchor.root] = registry.anchored_at(anchor.root)
+            cache.roots[anchor.root] = cache.anchored_at[anchor.root] > 0 and canonical == anchor.block_hash
         included = cache.roots[anchor.root] and registry.verify_event(
             from_hex(event_hash_hex), proof, from_hex(anchor.root)
         )
     except ChainError as exc:
         return finding(
-            Code.CHAIN_UNAVAILABLE, Severity.ERROR, f"ติดต่อบล็อกเชนไม่ได้: {exc}", f"Chain unreachable: {exc}"
-        )
+            Code.CHAIN_UNAVAILABLE,
+            Severity.ERROR,
+            f"ติดต่อบล็อกเชนไม่ได้ จึงยังตรวจบันทึก {event_ref} ไม่ได้: {exc}",
+            f"The blockchain could not be reached, so the record {event_ref} could not be checked: {exc}",
+        ), _with(seen, cache, anchor.root)
+    seen = _with(seen, cache, anchor.root, included=included)
     if not included:
         return finding(
             Code.ANCHOR_MISSING,
             Severity.ERROR,
-            f"ไม่พบการบันทึกของเหตุการณ์ {event_ref} บนบล็อกเชน (บล็อก {anchor.block_number})",
-            f"Event {event_ref} is not anchored on chain as claimed (block {anchor.block_number})",
+            f"ไม่พบบันทึก {event_ref} บนบล็อกเชนตามที่อ้าง (บล็อก {anchor.block_number})",
+            f"The record {event_ref} is not on the blockchain as the bundle claims (block "
+            f"{anchor.block_number})",
             root=anchor.root,
             block_number=anchor.block_number,
-        )
+        ), seen
     if cache.head - anchor.block_number < confirmations:
         return finding(
             Code.UNCONFIRMED,
             Severity.WARNING,
-            f"เหตุการณ์ {event_ref} บันทึกแล้วแต่ยังยืนยันไม่ครบ {confirmations} บล็อก",
-            f"Event {event_ref} is anchored but has fewer than {confirmations} confirmations",
-        )
-    return []
+            f"บันทึก {event_ref} ผนึกบนบล็อกเชนแล้ว แต่ยังมีบล็อกต่อท้ายไม่ครบ {confirmations} บล็อก "
+            "โปรดตรวจอีกครั้งในอีกไม่กี่นาที",
+            f"The record {event_ref} is sealed on the blockchain, but fewer than {confirmations} blocks have "
+            "followed it yet; check again in a few minutes",
+        ), seen
+    return [], seen
+
+
+def _with(
+    seen: AnchorEvidence, cache: _ChainCache, root: str, *, included: bool | None = None
+) -> AnchorEvidence:
+    """``seen`` with what the chain said: the block time the contract recorded for ``root`` (if asked), the
+    confirmations, and whether the event is included."""
+    at = cache.anchored_at.get(root, 0)
+    depth = cache.head - seen.block_number if cache.head else None
+    return replace(seen, block_time=from_unix(at), included=included, confirmations=depth)
 
 
 def _origin_authorities(lot_code: str, entries: list[LedgerEntry]) -> set[str | None]:
@@ -343,36 +483,77 @@ def _origin_authorities(lot_code: str, entries: list[LedgerEntry]) -> set[str | 
     }
 
 
+@dataclass
+class _Certified:
+    findings: list[Finding] = field(default_factory=list)
+    evidence: list[CertificationEvidence] = field(default_factory=list)
+    valid: int = 0
+
+
+@dataclass
+class _CertCheck:
+    """What checking one certification against the chain found: a problem (code, Thai, English) or None,
+    its status, the key its signature recovers to, and the chain's record of it."""
+
+    problem: tuple[Code, str, str] | None
+    status: CertStatus
+    signer: str | None = None
+    record: dict[str, Any] | None = None
+
+
 def _check_certifications(
     bundle: ProofBundle,
     entries: list[LedgerEntry],
     registry: TraceRegistry | None,
     admin_change_window_s: int,
-) -> tuple[list[Finding], int]:
-    findings: list[Finding] = []
+) -> _Certified:
+    out = _Certified()
     certs = [e.event for e in entries if isinstance(e.event, Certification)]
     revocations = {e.event.cert_id: e.event for e in entries if isinstance(e.event, Revocation)}
     signed = {c.id: c for c in bundle.certifications}
-    valid = 0
     for cert in certs:
-        problem = _certification_problem(cert, signed.get(cert.cert_id), registry)
-        if problem is None:
+        checked = _certification_check(cert, signed.get(cert.cert_id), registry)
+        if checked.problem is None:
             origins = _origin_authorities(cert.lot_code, entries)
             if origins != {cert.authority}:
                 named = ", ".join(sorted(a or "?" for a in origins)) or "?"
-                problem = (
+                checked.status = CertStatus.INVALID
+                checked.problem = (
                     Code.CERTIFICATION_WRONG_AUTHORITY,
-                    f"ออกโดย {cert.authority} แต่แปลงต้นทางอยู่ในเขตของ {named}",
-                    f"issued by {cert.authority}, but the origin plots belong to {named}",
+                    f"ออกโดย {cert.authority} แต่แปลงที่ปลูกอยู่ในเขตของ {named} ซึ่งเป็นผู้มีหน้าที่รับรองแปลงนั้น",
+                    f"it was issued by {cert.authority}, but the fields it grew on belong to {named}, the "
+                    "authority that can vouch for them",
                 )
-        if problem is None and cert.cert_id in revocations:
-            problem = (Code.CERTIFICATION_REVOKED, "ใบรับรองถูกเพิกถอนแล้ว", "the certification was revoked")
-        if problem is not None:
-            code, th, en = problem
-            findings.append(
+        if checked.problem is None and cert.cert_id in revocations:
+            checked.status = CertStatus.REVOKED
+            checked.problem = (
+                Code.CERTIFICATION_REVOKED,
+                "ใบรับรองถูกเพิกถอนแล้ว",
+                "it has been withdrawn (revoked)",
+            )
+        record = checked.record or {}
+        out.evidence.append(
+            CertificationEvidence(
+                cert_id=cert.cert_id,
+                event_id=str(cert.event_id),
+                lot_code=cert.lot_code,
+                standard=cert.standard,
+                authority=cert.authority,
+                officer=cert.officer,
+                recovered_signer=checked.signer,
+                issued=from_unix(int(record.get("issued_at", 0))),
+                expires=from_unix(cert.expires),
+                tx_hash=_tx_hash(signed.get(cert.cert_id)),
+                status=checked.status,
+                revoked=from_unix(int(record.get("revoked_at", 0))),
+            )
+        )
+        if checked.problem is not None:
+            code, th, en = checked.problem
+            out.findings.append(
                 Finding(
                     code,
-                    Severity.ERROR,
+                    Severity.WARNING if code is Code.CERTIFICATION_EXPIRED else Severity.ERROR,
                     f"ใบรับรอง {cert.standard} ของล็อต {cert.lot_code}: {th}",
                     f"Certification {cert.standard} of lot {cert.lot_code}: {en}",
                     event_id=str(cert.event_id),
@@ -381,12 +562,16 @@ def _check_certifications(
                 )
             )
             continue
-        valid += 1
+        out.valid += 1
         assert registry is not None  # a certification is valid only when checked against the chain
         warning = _admin_change_warning(cert, registry, admin_change_window_s)
         if warning is not None:
-            findings.append(warning)
-    return findings, valid
+            out.findings.append(warning)
+    return out
+
+
+def _tx_hash(signed: BundleCertification | None) -> str | None:
+    return signed.tx_hash if signed is not None else None
 
 
 def _admin_change_warning(cert: Certification, registry: TraceRegistry, window_s: int) -> Finding | None:
@@ -413,11 +598,18 @@ def _admin_change_warning(cert: Certification, registry: TraceRegistry, window_s
     )
 
 
-def _certification_problem(
-    cert: Certification, signed: Any, registry: TraceRegistry | None
-) -> tuple[Code, str, str] | None:
+def _certification_check(
+    cert: Certification, signed: BundleCertification | None, registry: TraceRegistry | None
+) -> _CertCheck:
     if registry is None:
-        return (Code.CERTIFICATION_UNCHECKED, "ไม่ได้ตรวจกับบล็อกเชน", "not checked against the chain")
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_UNCHECKED,
+                "ไม่ได้ตรวจกับบล็อกเชน (ไม่ได้ระบุบล็อกเชนที่จะตรวจ)",
+                "not checked against the blockchain (no blockchain was given)",
+            ),
+            CertStatus.UNCHECKED,
+        )
     data = CertificationData(
         lot_code=cert.lot_code,
         certificate_hash=from_hex(cert.certificate_hash),
@@ -428,34 +620,139 @@ def _certification_problem(
         deadline=cert.deadline,
     )
     digest = "0x" + certification_digest(data, registry.chain_id, registry.address).hex()
+    try:
+        signer: str | None = recover_signer(
+            data, from_hex(cert.signature), registry.chain_id, registry.address
+        ).lower()
+    except (ValueError, TypeError):
+        signer = None
     if digest != cert.cert_id:
-        return (
-            Code.CERTIFICATION_DIGEST,
-            "ข้อมูลที่ลงนามไม่ตรงกับรหัสใบรับรอง",
-            "the signed data does not match its id",
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_DIGEST,
+                "รายละเอียดที่ลงนามไม่ตรงกับรหัสใบรับรอง (ถูกแก้ไขหลังลงนาม)",
+                "the signed details do not match its id (they were changed after signing)",
+            ),
+            CertStatus.INVALID,
+            signer,
         )
     if signed is not None and signed.signature != cert.signature:
-        return (Code.CERTIFICATION_SIGNATURE, "ลายมือชื่อไม่ตรงกัน", "the signature differs from the event's")
-    try:
-        signer = recover_signer(data, from_hex(cert.signature), registry.chain_id, registry.address)
-    except (ValueError, TypeError):
-        signer = ""
-    if signer.lower() != cert.officer:
-        return (
-            Code.CERTIFICATION_SIGNATURE,
-            "ลายมือชื่อไม่ใช่ของเจ้าหน้าที่ผู้ออกใบรับรอง",
-            "the signature is not the issuing officer's",
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_SIGNATURE,
+                "ลายมือชื่อในหลักฐานไม่ตรงกับที่บันทึกไว้",
+                "the signature in the bundle differs from the recorded one",
+            ),
+            CertStatus.INVALID,
+            signer,
+        )
+    if signer != cert.officer:
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_SIGNATURE,
+                "ลายมือชื่อไม่ใช่ของเจ้าหน้าที่ผู้ออกใบรับรอง",
+                "the signature is not the issuing officer's",
+            ),
+            CertStatus.INVALID,
+            signer,
         )
     try:
-        if not registry.is_valid(from_hex(cert.cert_id)):
-            return (
-                Code.CERTIFICATION_INVALID,
-                "บล็อกเชนระบุว่าใบรับรองใช้ไม่ได้ (ถูกเพิกถอน หมดอายุ หรือเจ้าหน้าที่ไม่มีสิทธิ์ ณ เวลาที่ออก)",
-                "the chain says it is not valid (revoked, expired, or officer not valid when issued)",
-            )
+        record = registry.certification_of(cert.cert_id)
+        if registry.is_valid(cert.cert_id):
+            return _CertCheck(None, CertStatus.VALID, signer, record)
+        return _why_invalid(cert, record, registry, signer)
     except ChainError as exc:
-        return (Code.CERTIFICATION_UNCHECKED, f"ติดต่อบล็อกเชนไม่ได้: {exc}", f"chain unreachable: {exc}")
-    return None
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_UNCHECKED,
+                f"ติดต่อบล็อกเชนไม่ได้ จึงยังตรวจไม่ได้: {exc}",
+                f"the blockchain could not be reached, so it could not be checked: {exc}",
+            ),
+            CertStatus.UNCHECKED,
+            signer,
+        )
+
+
+def _why_invalid(
+    cert: Certification, record: dict[str, Any] | None, registry: TraceRegistry, signer: str | None
+) -> _CertCheck:
+    """The contract's ``isValid`` said no: its record says why, in the contract's own order (a revocation that
+    stands; an officer not valid when it was issued; else it has expired)."""
+    if record is None:
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_INVALID,
+                "บล็อกเชนระบุว่าใบรับรองใช้ไม่ได้: ไม่มีบันทึกใบรับรองนี้",
+                "the blockchain says it is not valid: it has no record of it",
+            ),
+            CertStatus.INVALID,
+            signer,
+        )
+    if record["revoked_at"]:
+        stands = record["revoked_by_admin"] or _officer_revocation_stands(record, registry)
+        if stands:
+            day_th, day_en = _day(int(record["revoked_at"]))
+            return _CertCheck(
+                (
+                    Code.CERTIFICATION_REVOKED,
+                    f"บล็อกเชนระบุว่าใบรับรองใช้ไม่ได้: ถูกเพิกถอนแล้วเมื่อ {day_th}",
+                    f"the blockchain says it no longer counts: it was withdrawn (revoked) on {day_en}",
+                ),
+                CertStatus.REVOKED,
+                signer,
+                record,
+            )
+    if not registry.is_officer_at(record["authority"], record["officer"], int(record["issued_at"])):
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_INVALID,
+                "บล็อกเชนระบุว่าใบรับรองใช้ไม่ได้: ผู้ลงนามไม่ได้เป็นเจ้าหน้าที่ของ อปท. นี้ในเวลาที่ออกใบรับรอง",
+                "the blockchain says it is not valid: the signer was not an officer of this authority "
+                "when it was issued",
+            ),
+            CertStatus.INVALID,
+            signer,
+            record,
+        )
+    if cert.expires:
+        day_th, day_en = _day(cert.expires)
+        return _CertCheck(
+            (
+                Code.CERTIFICATION_EXPIRED,
+                f"บล็อกเชนระบุว่าใบรับรองใช้ไม่ได้: หมดอายุแล้วเมื่อ {day_th} ต้องต่ออายุก่อนจึงจะใช้ได้อีก",
+                f"the blockchain says it no longer counts: it expired on {day_en} and must be renewed",
+            ),
+            CertStatus.EXPIRED,
+            signer,
+            record,
+        )
+    return _CertCheck(
+        (
+            Code.CERTIFICATION_INVALID,
+            "บล็อกเชนระบุว่าใบรับรองใช้ไม่ได้",
+            "the blockchain says it is not valid",
+        ),
+        CertStatus.INVALID,
+        signer,
+        record,
+    )
+
+
+def _day(seconds: int) -> tuple[str, str]:
+    """A chain time as a Thai calendar day: ``22 พ.ย. 2569`` and ``22 Nov 2026``."""
+    day = datetime.fromtimestamp(seconds, THAI_TIME).date()
+    return f"{format_date(day, 'd MMM', locale='th')} {day.year + 543}", format_date(
+        day, "d MMM y", locale="en"
+    )
+
+
+def _officer_revocation_stands(record: dict[str, Any], registry: TraceRegistry) -> bool:
+    """A revocation by the issuing officer's key counts only if made before that officer was revoked (from
+    then on the key may be a thief's): the contract's ``_revocationStands``."""
+    if record["revoked_by"] is None:
+        return False
+    status = registry.officer_status(record["authority"], record["revoked_by"])
+    return status.revoked_at == 0 or int(record["revoked_at"]) < status.revoked_at
 
 
 __all__ = ["ADMIN_CHANGE_WINDOW_S", "parse_bundle", "verify_bundle"]
