@@ -34,7 +34,8 @@ revocation      ObjectEvent OBSERVE          ``inspecting``, ``non_conformant``,
                                              the revoked certification's URI; ``tt:reason``
 ==============  ===========================  =========================================================
 
-Every event has ``eventID`` ``urn:uuid:…``, ``eventTime`` with its own offset at millisecond precision,
+Every event has ``eventID`` ``urn:uuid:…`` (exports replace it with the event's CBV 2.0 Event Hash ID:
+``with_event_hash_id``), ``eventTime`` with its own offset at millisecond precision,
 ``eventTimeZoneOffset`` (the local zone where it happened) and ``readPoint``. What EPCIS has no field for is
 an extension property in the project's namespace ``tt:`` (``NS``): ``tt:kind`` (a term IRI such as
 ``{NS}harvest``), ``tt:actor`` (a party URI), ``tt:lat``/``tt:lon``, ``tt:grade``, ``tt:gtin``,
@@ -64,8 +65,10 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from traceability.domain.events import (
@@ -84,7 +87,7 @@ from traceability.domain.events import (
     Transport,
 )
 from traceability.domain.gs1 import gln_uri, is_gln, lot_uri, parse_gln_uri, parse_lot_uri
-from traceability.domain.ids import HASH_PREFIX, HASH_SUFFIX
+from traceability.domain.ids import HASH_PREFIX, HASH_SUFFIX, hash_ni
 
 NS: Final = "https://thai-trace.org/ns/epcis#"
 PREFIX: Final = "tt"
@@ -587,37 +590,251 @@ def in_canonical_order(epcis_event: Mapping[str, Any]) -> dict[str, Any]:
     return ordered
 
 
-def epcis_document(events: Sequence[Mapping[str, Any]], *, created: datetime) -> dict[str, Any]:
+def epcis_document(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    created: datetime,
+    master_data: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """An ``EPCISDocument`` of ``events`` (bodies from ``to_epcis``), valid against the EPCIS 2.0 schema.
 
     Events are put in canonical member order (see ``in_canonical_order``); serialise the document without
     sorting keys so that GS1's reference tool computes the same hashes as ``hashing.event_hash``.
+    ``master_data`` (a ``vocabularyList``, see ``vocabulary_list``) goes in
+    ``epcisHeader.epcisMasterData``: the EPCIS 2.0.0 context defines no term for it, so JSON-LD processing
+    (and GS1's hash tool, which expands the whole document) never sees it, and no event hash depends on it.
     """
     if created.utcoffset() is None:
         raise ValueError("creationDate needs a time zone")
-    return {
+    document: dict[str, Any] = {
         "@context": copy.deepcopy(EPCIS_CONTEXT),
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": created.isoformat(timespec="milliseconds"),
-        "epcisBody": {"eventList": [in_canonical_order(e) for e in events]},
     }
+    if master_data:
+        document["epcisHeader"] = {"epcisMasterData": {"vocabularyList": [dict(v) for v in master_data]}}
+    document["epcisBody"] = {"eventList": [in_canonical_order(e) for e in events]}
+    return document
+
+
+def with_event_hash_id(epcis_event: Mapping[str, Any], event_hash: str) -> dict[str, Any]:
+    """The event with its CBV 2.0 Event Hash ID (``ni:///sha-256;…?ver=CBV2.0``) as its ``eventID``.
+
+    CBV 2.0 §8.9 leaves ``eventID`` out of the pre-hash string, so the ID names the very hash that was
+    anchored and recomputes from the exported event alone (GS1's reference tool does the same). The stored
+    body keeps its ``urn:uuid:`` ID; only exports carry the hash ID.
+    """
+    ni = event_hash if event_hash.startswith(HASH_PREFIX) else hash_ni(event_hash)
+    return {k: (ni if k == "eventID" else v) for k, v in epcis_event.items()}
+
+
+# --- master data (epcisHeader.epcisMasterData) ------------------------------------------------------------
+
+VTYPE_LOCATION: Final = "urn:epcglobal:epcis:vtype:BusinessLocation"
+VTYPE_CLASS: Final = "urn:epcglobal:epcis:vtype:EPCClass"
+VTYPE_PARTY: Final = "urn:epcglobal:epcis:vtype:Party"
+"""The vocabulary type EPCIS 2.0 queries use for parties (``EQ_ATTR`` on ``PartyID``), as GDST's and
+OpenTraceability's master data do."""
+MDA: Final = "urn:epcglobal:cbv:mda#"
+"""CBV master data attributes (``name``, ``streetAddressOne``, ``city``, ``state``, ``postalCode``,
+``countryCode``, ``latitude``, ``longitude``; for classes ``descriptionShort``, ``lotNumber``,
+``countryOfOrigin``). ``phone`` is not in the CBV: it is the attribute GDST (and OpenTraceability) read a
+business phone from, in the same namespace."""
+
+
+@dataclass(frozen=True)
+class Bilingual:
+    """A text in English and Thai (either may be missing)."""
+
+    en: str | None
+    th: str | None
+
+
+@dataclass(frozen=True)
+class LocationMaster:
+    """What a place URI stands for: never a person (a field is named by its code and village)."""
+
+    uri: str
+    kind: str
+    name: Bilingual
+    street: Bilingual
+    city: Bilingual
+    state: Bilingual
+    country: str
+    lat: Decimal | None = None
+    lon: Decimal | None = None
+    postal_code: str | None = None
+    operator: str | None = None  # the party URI of the business or office answering for the place
+    authority: str | None = None  # the party URI of the อปท. the place lies in
+
+
+@dataclass(frozen=True)
+class PartyMaster:
+    """What a party URI stands for. A farmer (or an officer) has no address or phone of their own: only
+    their kind and the authority they belong to; a business or an authority has its public contact."""
+
+    uri: str
+    kind: str
+    name: Bilingual
+    address: Bilingual
+    country: str | None
+    phone: str | None
+    authority: str | None = None
+
+
+@dataclass(frozen=True)
+class ClassMaster:
+    """What a lot (an EPC class) is: product, commodity, variety."""
+
+    uri: str
+    lot_code: str
+    product: Bilingual
+    crop: str
+    varieties: tuple[str, ...] = ()
+    gtin: str | None = None
+    country_of_origin: str | None = "TH"
+
+
+def _attr(attribute_id: str, value: object) -> dict[str, Any]:
+    return {"id": attribute_id, "attribute": value}
+
+
+def _texts(name: str, text: Bilingual) -> list[dict[str, Any]]:
+    """``mda#{name}`` in English as a plain string (what any EPCIS tool reads), and ``tt:{name}Th`` in Thai
+    as a JSON-LD language-tagged value, so a reader knows the language without knowing our names."""
+    out = []
+    if text.en:
+        out.append(_attr(MDA + name, text.en))
+    if text.th:
+        out.append(_attr(f"{NS}{name}Th", {"@value": text.th, "@language": "th"}))
+    return out
+
+
+def _optional(attribute_id: str, value: object | None) -> list[dict[str, Any]]:
+    return [] if value is None or value == "" else [_attr(attribute_id, value)]
+
+
+def location_element(place: LocationMaster) -> dict[str, Any]:
+    """A ``BusinessLocation`` vocabulary element."""
+    attributes = [
+        *_texts("name", place.name),
+        *_texts("streetAddressOne", place.street),
+        *_texts("city", place.city),
+        *_texts("state", place.state),
+        *_optional(MDA + "postalCode", place.postal_code),
+        _attr(MDA + "countryCode", place.country),
+        *_optional(MDA + "latitude", place.lat),
+        *_optional(MDA + "longitude", place.lon),
+        _attr(NS + "placeKind", place.kind),
+        *_optional(NS + "operator", place.operator),
+        *_optional(NS + "authority", place.authority),
+    ]
+    return {"id": place.uri, "attributes": attributes}
+
+
+def party_element(party: PartyMaster) -> dict[str, Any]:
+    """A ``Party`` vocabulary element."""
+    attributes = [
+        *_texts("name", party.name),
+        *_texts("streetAddressOne", party.address),
+        *_optional(MDA + "countryCode", party.country),
+        *_optional(MDA + "phone", party.phone),
+        _attr(NS + "partyKind", party.kind),
+        *_optional(NS + "authority", party.authority),
+    ]
+    return {"id": party.uri, "attributes": attributes}
+
+
+def class_element(lot: ClassMaster) -> dict[str, Any]:
+    """An ``EPCClass`` vocabulary element: the lot's product, commodity (``tt:crop``, as in ``ilmd``) and
+    variety (``tt:variety``; one attribute per variety of a merged lot)."""
+    attributes = [
+        *_texts("descriptionShort", lot.product),
+        _attr(MDA + "lotNumber", lot.lot_code),
+        *_optional(MDA + "countryOfOrigin", lot.country_of_origin),
+        _attr(NS + "crop", lot.crop),
+        *[_attr(NS + "variety", v) for v in lot.varieties],
+        *_optional(NS + "gtin", lot.gtin),
+    ]
+    return {"id": lot.uri, "attributes": attributes}
+
+
+def vocabulary_list(
+    locations: Sequence[LocationMaster], parties: Sequence[PartyMaster], classes: Sequence[ClassMaster]
+) -> list[dict[str, Any]]:
+    """``epcisMasterData.vocabularyList``: one vocabulary per type that has elements, elements by URI."""
+    vocabularies = [
+        (VTYPE_LOCATION, [location_element(p) for p in sorted(locations, key=lambda p: p.uri)]),
+        (VTYPE_PARTY, [party_element(p) for p in sorted(parties, key=lambda p: p.uri)]),
+        (VTYPE_CLASS, [class_element(c) for c in sorted(classes, key=lambda c: c.uri)]),
+    ]
+    return [{"type": t, "vocabularyElementList": elements} for t, elements in vocabularies if elements]
+
+
+@dataclass(frozen=True)
+class NamedIdentifiers:
+    """The codes of the places, parties and lots a set of events names (by URI)."""
+
+    places: dict[str, str] = field(default_factory=dict)  # URI → place code (or GLN)
+    parties: dict[str, str] = field(default_factory=dict)  # URI → party code
+    lots: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # URI → (lot code, GTIN)
+
+
+def named_identifiers(events: Iterable[Mapping[str, Any]]) -> NamedIdentifiers:
+    """Every place (``readPoint``, ``bizLocation``, source/destination ``location``), party (``tt:actor``,
+    ``tt:authority``, ``owning_party``) and lot class (any quantity list) the events name."""
+    named = NamedIdentifiers()
+    for ev in events:
+        for key in ("readPoint", "bizLocation"):
+            if isinstance(ev.get(key), Mapping):
+                uri = ev[key]["id"]
+                named.places[uri] = _place(uri)
+        for key, member in (("sourceList", "source"), ("destinationList", "destination")):
+            for element in ev.get(key, []):
+                uri = element[member]
+                if element.get("type") == "location":
+                    named.places[uri] = _place(uri)
+                elif element.get("type") == "owning_party":
+                    named.parties[uri] = _code(uri, "party")
+        for key in ("tt:actor", "tt:authority"):
+            if isinstance(ev.get(key), str):
+                named.parties[ev[key]] = _code(ev[key], "party")
+        for key in ("quantityList", "inputQuantityList", "outputQuantityList"):
+            for element in ev.get(key, []):
+                named.lots[element["epcClass"]] = _lot(element["epcClass"])
+    return named
 
 
 __all__ = [
     "EPCIS_CONTEXT",
     "GS1_EPCIS_CONTEXT",
+    "MDA",
     "NS",
     "PREFIX",
+    "VTYPE_CLASS",
+    "VTYPE_LOCATION",
+    "VTYPE_PARTY",
+    "Bilingual",
+    "ClassMaster",
+    "LocationMaster",
+    "NamedIdentifiers",
+    "PartyMaster",
     "certification_uri",
+    "class_element",
     "document_uri",
     "epcis_document",
     "evidence_uri",
     "from_epcis",
     "in_canonical_order",
     "kind_uri",
+    "location_element",
     "lot_class_uri",
+    "named_identifiers",
+    "party_element",
     "party_uri",
     "place_uri",
     "to_epcis",
+    "vocabulary_list",
+    "with_event_hash_id",
 ]

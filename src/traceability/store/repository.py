@@ -22,6 +22,7 @@ from traceability.store.models import (
     EventLot,
     Farmer,
     LedgerMeta,
+    Location,
     LoginAttempt,
     Lot,
     Officer,
@@ -325,3 +326,56 @@ class Repository:
     def _rowcount(self, stmt: Any) -> int:
         result = self.session.execute(stmt.execution_options(synchronize_session=False))
         return int(cast("CursorResult[Any]", result).rowcount)
+
+    # --- provenance (public pages) ---------------------------------------------------------------------
+    def plots_for(self, codes: Sequence[str], ids: Sequence[int]) -> Sequence[Plot]:
+        """The plots named by code or by id, in one query (a lineage's origin plots)."""
+        if not codes and not ids:
+            return []
+        return self.session.scalars(
+            select(Plot).where(Plot.code.in_(list(codes)) | Plot.id.in_(list(ids))).order_by(Plot.code)
+        ).all()
+
+    def authorities_for(self, ids: Sequence[int], codes: Sequence[str]) -> Sequence[Authority]:
+        """The authorities named by id or by code, in one query."""
+        if not ids and not codes:
+            return []
+        return self.session.scalars(
+            select(Authority)
+            .where(Authority.id.in_(list(ids)) | Authority.code.in_(list(codes)))
+            .order_by(Authority.code)
+        ).all()
+
+    def locations_by_codes(self, codes: Sequence[str]) -> Sequence[Location]:
+        """The named places (packing houses, ports, ...) among ``codes``, in one query."""
+        if not codes:
+            return []
+        return self.session.scalars(select(Location).where(Location.code.in_(list(codes)))).all()
+
+    # --- EPCIS export ---------------------------------------------------------------------------------
+    def descendant_lots(self, lot_code: str) -> set[str]:
+        """The lot and every lot packing, splitting or merging made from it, however many steps on."""
+        seen = {lot_code}
+        frontier = {lot_code}
+        while frontier:
+            frontier = self.child_lots(sorted(frontier)) - seen
+            seen |= frontier
+        return seen
+
+    # --- FSMA 204 (descendant_lots above serves it too) ----------------------------------------------
+    def lot_codes_of_crops(self, crops: Sequence[str]) -> set[str]:
+        """Codes of the lots of these crops (a packed lot carries the crop of what it was packed from)."""
+        if not crops:
+            return set()
+        return set(self.session.scalars(select(Lot.code).where(Lot.crop.in_(list(crops)))).all())
+
+    def events_touching_between(
+        self, lot_codes: Sequence[str], since: datetime, until: datetime
+    ) -> Sequence[Event]:
+        """Events touching any of ``lot_codes`` with ``since <= event_time < until`` (UTC), in time order."""
+        ids = select(EventLot.event_id).where(EventLot.lot_code.in_(list(lot_codes))).distinct()
+        return self.session.scalars(
+            select(Event)
+            .where(Event.id.in_(ids), Event.event_time >= since, Event.event_time < until)
+            .order_by(Event.event_time, Event.recorded_at)
+        ).all()
