@@ -3,6 +3,7 @@ reconcile, and the offline bundle check with no database at all."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from decimal import Decimal
@@ -126,6 +127,13 @@ def test_bundle_verifies_offline_and_tampering_shows(settings, demo, capsys, tmp
     assert code == 2 and "cannot read bundle" in err
 
 
+def fsma_rows(text: str) -> list[dict[str, str]]:
+    """The FSMA 204 sheet's rows: its legend is a block of lines starting with '#', then a blank line."""
+    return list(
+        csv.DictReader(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    )
+
+
 def test_epcis_and_fsma_exports(settings, demo, capsys):
     code, out, _ = run(settings, capsys, "export", "epcis", "NSN-HML-2611-M1")
     doc = json.loads(out)
@@ -133,9 +141,13 @@ def test_epcis_and_fsma_exports(settings, demo, capsys):
     kinds = {e["type"] for e in doc["epcisBody"]["eventList"]}
     assert "TransformationEvent" in kinds
     code, out, _ = run(settings, capsys, "export", "fsma204", "NSN-HML-2611-M1")
-    lines = out.strip().splitlines()
-    assert code == 0 and lines[0].startswith("Traceability Lot Code")
-    assert any("NSN-HML-2611-M1" in line and "Transformation" in line for line in lines)
+    assert code == 0 and out.startswith("#")  # the legend block comes first
+    rows = fsma_rows(out)
+    # two farms' raw paddy milled into one lot: its first packing (21 CFR 1.1330)
+    assert any(
+        r["Traceability Lot Code"] == "NSN-HML-2611-M1" and r["Critical Tracking Event"] == "Initial Packing"
+        for r in rows
+    )
 
 
 def test_edited_row_fails_verify_and_reconcile(settings, demo, capsys):
@@ -224,8 +236,8 @@ def test_the_demo_shows_fsma_204_events_under_the_identifier_base(settings, demo
     ids = [e["tt:actor"] for e in events] + [e["readPoint"]["id"] for e in events]
     assert all(i.startswith("http://127.0.0.1:8000/") for i in ids)
     _, csv_text, _ = run(settings, capsys, "export", "fsma204", "NSN-VEG-2609-01A")
-    ctes = {line.split(",")[1] for line in csv_text.strip().splitlines()[1:]}
-    assert ctes == {"Harvesting", "Cooling", "Initial Packing / Transformation", "Shipping", "Receiving"}
+    ctes = {r["Critical Tracking Event"] for r in fsma_rows(csv_text)}
+    assert ctes == {"Harvesting", "Cooling", "Initial Packing", "Shipping", "Receiving"}
     assert "BL-2569-000118" in csv_text
 
 
