@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from traceability.config import Settings, get_settings
 from traceability.domain import codec
 from traceability.domain.findings import Severity, Verdict
-from traceability.errors import InvalidInput, TraceabilityError
+from traceability.errors import Conflict, InvalidInput, NotFound, TraceabilityError
 from traceability.services.runtime import Runtime
 
 
@@ -146,7 +146,7 @@ def cmd_reconcile(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
-    from traceability.services.exports import export_epcis, export_fsma204
+    from traceability.services.exports import export_epcis
     from traceability.services.proof import build_bundle
 
     with rt.transaction() as session:
@@ -157,6 +157,8 @@ def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
         elif args.format == "epcis":
             _print_json(export_epcis(session, args.lot_code))
         else:
+            from traceability.services.fsma204 import export_fsma204
+
             sys.stdout.write(export_fsma204(session, args.lot_code))
     return 0
 
@@ -180,11 +182,21 @@ def cmd_serve(rt: Runtime, args: argparse.Namespace) -> int:
 
 def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.services.bench import run_bench
+    from traceability.services.bench_web import page_and_verify_latency
 
-    report = run_bench(sizes=args.sizes, events=args.events, batch_max=rt.settings.batch_max)
+    def progress(message: str) -> None:
+        if not args.json:
+            print(f"... {message}", flush=True)
+
+    report: dict[str, Any] = {}
+    if args.only != "web":
+        report |= run_bench(sizes=args.sizes, events=args.events, batch_max=rt.settings.batch_max)
+    if args.only != "ledger":
+        report |= page_and_verify_latency(clients=args.clients, per_client=args.requests, progress=progress)
     if args.json:
         print(json.dumps(report, indent=2))
-    else:
+        return 0
+    if "gas" in report:
         print(f"anvil {report['anvil']}  (one run; ratios are what compare across machines)")
         print(f"{'batch size':>10} {'gas/tx':>10} {'gas/event':>10}")
         for row in report["gas"]:
@@ -201,6 +213,20 @@ def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
             f"{p['events_per_s']:.1f} events/s (anchor {p['anchor_per_s']:.1f}/s); "
             f"batching is {report['speedup_vs_per_event']:.1f}x faster end to end"
         )
+    if "page_ms" in report:
+        print(
+            f"{report['clients']} concurrent clients, a {report['lineage_events']}-event lineage "
+            f"(verdict: {report['verdict']}); server-side ms (Server-Timing), client-side in brackets:"
+        )
+        for name, path in (("page_ms", "GET /p/{lot}"), ("verify_ms", "GET /api/v1/lots/{lot}/verify")):
+            m = report[name]
+            print(
+                f"  {path:<32} p50 {m['p50']:>8.1f}  p99 {m['p99']:>8.1f}  "
+                f"[p50 {m['client']['p50']:.1f}  p99 {m['client']['p99']:.1f}]  "
+                f"{m['requests']} requests, {m['errors']} errors, {m['requests_per_s']}/s"
+            )
+        b = report["page_bytes"]
+        print(f"  provenance page: {b['html']} B HTML + {b['css']} B CSS = {b['total']} B")
     return 0
 
 
@@ -321,6 +347,77 @@ def cmd_officer_revoke(rt: Runtime, args: argparse.Namespace) -> int:
         print(
             f"officer {done.username} ({done.address}) of {done.authority_code} revoked on chain as of "
             f"{_iso(done.revoked_at)}" + (f" (tx {done.tx_hash})" if done.tx_hash else "")
+        )
+    return 0
+
+
+# ------------------------------------------------------------------ operators: importers' API keys
+
+
+def _refused(args: argparse.Namespace, exc: TraceabilityError) -> int:
+    """Exit 1 for a refusal (a name taken, an unknown key): the command was understood and said no. Bad
+    usage (an invalid name) stays exit 2, as in :func:`main`."""
+    if isinstance(exc, InvalidInput):
+        raise exc
+    print(f"trace {args.command_name}: error: {exc.message}", file=sys.stderr)
+    return 1
+
+
+def cmd_apikey_create(rt: Runtime, args: argparse.Namespace) -> int:
+    from traceability.services.apikeys import create_api_key
+
+    try:
+        with rt.transaction() as session:
+            created = create_api_key(session, args.name)
+    except (Conflict, NotFound, InvalidInput) as exc:
+        return _refused(args, exc)
+    # The key is printed once, after the commit, alone on the last line (scripts take `| tail -n 1`).
+    print(
+        f"API key {created.info.name!r} created ({created.info.prefix}…). Give it to the importer over a "
+        "safe channel: it is shown only now, and only its hash is kept."
+    )
+    print(created.key)
+    return 0
+
+
+def cmd_apikey_revoke(rt: Runtime, args: argparse.Namespace) -> int:
+    from traceability.services.apikeys import revoke_api_key
+
+    try:
+        with rt.transaction() as session:
+            done = revoke_api_key(session, args.name)
+    except (Conflict, NotFound, InvalidInput) as exc:
+        return _refused(args, exc)
+    revoked = done.info.revoked_at
+    when = revoked.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if revoked else "?"
+    if done.already:
+        print(f"API key {done.info.name!r} ({done.info.prefix}…) was already revoked at {when}")
+    else:
+        print(f"API key {done.info.name!r} ({done.info.prefix}…) revoked at {when}: it no longer works")
+    return 0
+
+
+def cmd_apikey_list(rt: Runtime, args: argparse.Namespace) -> int:
+    from traceability.services.apikeys import list_api_keys
+
+    with rt.transaction() as session:
+        keys = list_api_keys(session)
+    if args.json:
+        _print_json({"keys": [k.to_json() for k in keys]})
+        return 0
+    if not keys:
+        print("no API keys yet: trace apikey create NAME")
+        return 0
+
+    def moment(value: datetime | None) -> str:
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    width = max(4, *(len(k.name) for k in keys))
+    print(f"{'NAME':<{width}}  {'PREFIX':<13} {'CREATED (UTC)':<16}  {'LAST USED':<16}  REVOKED")
+    for k in keys:
+        print(
+            f"{k.name:<{width}}  {k.prefix + '…':<13} {moment(k.created_at):<16}  "
+            f"{moment(k.last_used_at):<16}  {moment(k.revoked_at) if k.revoked_at else 'no'}"
         )
     return 0
 
@@ -548,10 +645,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_officer_revoke, command_name="officer revoke")
 
+    s = sub.add_parser("apikey", help="manage importers' API keys (for the /api/v1 importer endpoints)")
+    actions = s.add_subparsers(dest="action", required=True)
+    s = actions.add_parser(
+        "create",
+        help="make a new API key: printed once, alone on the last line; only its hash is kept",
+        description="Make an importer's API key (256 random bits, `ttk_…`). It is printed once, alone on "
+        "the last line of the output; the database keeps only its SHA-256 and its first characters. "
+        "Importers send it as `Authorization: Bearer ttk_…`. Exit 1 if the name is taken.",
+    )
+    s.add_argument("name", metavar="NAME", help="1-64 characters of A-Z a-z 0-9 . _ - (e.g. acme-foods-us)")
+    s.set_defaults(func=cmd_apikey_create, command_name="apikey create")
+    s = actions.add_parser(
+        "revoke",
+        help="revoke the API key called NAME: it stops working at once",
+        description="Revoke the API key called NAME (the key is kept, marked revoked). Exit 1 if there is "
+        "no such key; revoking a revoked key changes nothing and exits 0.",
+    )
+    s.add_argument("name", metavar="NAME")
+    s.set_defaults(func=cmd_apikey_revoke, command_name="apikey revoke")
+    s = actions.add_parser(
+        "list", help="the API keys: names, prefixes, created, last used, revoked (never the keys)"
+    )
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_apikey_list, command_name="apikey list")
+
     s = sub.add_parser("bench", help="measure gas per event by batch size and end-to-end throughput")
     s.add_argument("--json", action="store_true")
     s.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16, 256, 1024])
     s.add_argument("--events", type=int, default=2048, help="events for the throughput run")
+    s.add_argument(
+        "--only",
+        choices=("ledger", "web"),
+        help="only the ledger figures (gas, throughput) or only the web ones (provenance page and verify "
+        "latency under concurrent clients, page bytes)",
+    )
+    s.add_argument("--clients", type=int, default=32, help="concurrent clients for the web figures")
+    s.add_argument("--requests", type=int, default=20, help="requests per client for the web figures")
     s.set_defaults(func=cmd_bench)
     return p
 

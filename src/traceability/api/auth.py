@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
 from traceability.api.deps import SessionDep, client_address
@@ -12,6 +12,17 @@ from traceability.api.schemas import ErrorRead, FarmerTokenCreate, OfficerTokenC
 from traceability.services.auth import sign_in_farmer, sign_in_officer
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+_SIGN_IN_EXAMPLES: dict[str, Any] = {
+    "farmer": {
+        "summary": "a farmer: phone number and PIN",
+        "value": {"phone": "0811111111", "pin": "1234"},
+    },
+    "officer": {
+        "summary": "an อปท. officer: username and password",
+        "value": {"username": "officer.nongsanit", "password": "correct-horse-battery"},
+    },
+}
 
 
 @router.post(
@@ -24,7 +35,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     },
 )
 def create_token(
-    body: FarmerTokenCreate | OfficerTokenCreate,
+    body: Annotated[FarmerTokenCreate | OfficerTokenCreate, Body(openapi_examples=_SIGN_IN_EXAMPLES)],
     session: SessionDep,
     client: Annotated[str, Depends(client_address)],
 ) -> TokenRead | JSONResponse:

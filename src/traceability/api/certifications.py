@@ -25,8 +25,63 @@ router = APIRouter(prefix="/api/v1/lots", tags=["certifications"])
 
 MAX_EXPIRES = 2**64 - 1
 
+_MESSAGE_EXAMPLE: dict[str, Any] = {
+    "lot": "0xa4a6d84f67f4062882b7ae6e53bdc08f7034c9c2c77b710b713c63cea1aac68e",
+    "certificateHash": "0xbd1f9715ebbb562e79d309738a432be5e1ca6c33dd58c343d99fd1171e6c7c63",
+    "authority": "0x8c3fad04639c0b779714e0bfbed8a04deb3bb77bd633e76ae77a667a11b8f76d",
+    "officer": "0xFcCA92066a6808b82A426541a4ac91c4d0Fb2372",
+    "expires": 1826899095,
+    "nonce": 0,
+    "deadline": 1795366699,
+}
+_CERTIFICATE_EXAMPLE: dict[str, Any] = {
+    "v": 1,
+    "lot": "NSN-VEG-2609-01",
+    "authority": "LAO-NONGSANIT",
+    "standard": "Organic Thailand",
+    "expires": 1826899095,
+    "note": "ขอบเขต: ผักคะน้าและผักกาดหอม แปลง PLOT-NSN-01",
+}
+_TYPED_DATA_EXAMPLE: dict[str, Any] = {
+    "types": {
+        "EIP712Domain": [
+            {"name": "name", "type": "string"},
+            {"name": "version", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+            {"name": "verifyingContract", "type": "address"},
+        ],
+        "Certification": [
+            {"name": "lot", "type": "bytes32"},
+            {"name": "certificateHash", "type": "bytes32"},
+            {"name": "authority", "type": "bytes32"},
+            {"name": "officer", "type": "address"},
+            {"name": "expires", "type": "uint64"},
+            {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"},
+        ],
+    },
+    "primaryType": "Certification",
+    "domain": {
+        "name": "TraceRegistry",
+        "version": "1",
+        "chainId": 31337,
+        "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    },
+    "message": _MESSAGE_EXAMPLE,
+}
+_SIGNATURE_EXAMPLE = (
+    "0x5680e6f0fca2e660c7c80701691a1fe037f61c2f68907775356579f5436b36d70c1bf63fc6abf9c0e75eb962f2263e19207a4ed3309"
+    "4ed5431c670c2d1b9a4941b"
+)
+
 
 class CertificationRequestRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"typed_data": _TYPED_DATA_EXAMPLE, "certificate": _CERTIFICATE_EXAMPLE}]
+        }
+    )
+
     typed_data: dict[str, Any] = Field(
         description="The EIP-712 document to sign as is (eth_signTypedData_v4): types, primaryType, domain "
         "and message, with the officer's next nonce and the deadline (unix s) for relaying it"
@@ -38,7 +93,18 @@ class CertificationRequestRead(BaseModel):
 
 
 class CertificationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "certificate": _CERTIFICATE_EXAMPLE,
+                    "message": _MESSAGE_EXAMPLE,
+                    "signature": _SIGNATURE_EXAMPLE,
+                }
+            ]
+        },
+    )
 
     certificate: dict[str, Any] = Field(description="`certificate` from the certification request")
     message: dict[str, Any] = Field(description="`typed_data.message` from the certification request")
@@ -46,6 +112,19 @@ class CertificationCreate(BaseModel):
 
 
 class CertificationRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "cert_id": "0xc508adc62e8885fd43aa0f8a52e848ec49f844fcdc2c3818add0404969a93a45",
+                    "lot_code": "NSN-VEG-2609-01",
+                    "tx_hash": "0x73dbcc8ae82056822bc2c0a1585a3f49cb274c2e0337739a2bf81e4a1ba738c7",
+                    "event_id": "8ffeafff-e1c6-4481-bef4-39ed49ff9c5c",
+                }
+            ]
+        }
+    )
+
     cert_id: str = Field(description="The certification's id on chain: the EIP-712 digest")
     lot_code: str
     tx_hash: str | None = Field(description="The relay transaction that recorded it")
@@ -104,7 +183,22 @@ def read_certification_request(
     status_code=201,
     response_model=CertificationRead,
     responses={
-        202: {"model": ErrorRead, "description": "recorded, not yet final on chain (`chain_op_pending`)"},
+        202: {
+            "model": ErrorRead,
+            "description": "recorded, not yet final on chain (`chain_op_pending`)",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "error": {
+                            "code": "chain_op_pending",
+                            "message": "certification of NSN-VEG-2609-01 is recorded (chain op #12) "
+                            "but not yet final on chain; the anchoring worker finishes it (tx "
+                            "0x73dbcc8ae82056822bc2c0a1585a3f49cb274c2e0337739a2bf81e4a1ba738c7)",
+                        }
+                    }
+                }
+            },
+        },
         401: {"model": ErrorRead},
         403: {
             "model": ErrorRead,

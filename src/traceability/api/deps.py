@@ -1,15 +1,18 @@
 """Typed dependencies for routes: ``RuntimeDep`` (the resources built in the app's lifespan), ``SessionDep``
-(the request's unit of work) and ``CurrentPrincipal`` (who the bearer token speaks for). Tests swap any
-of them with ``app.dependency_overrides``."""
+(the request's unit of work), ``CurrentPrincipal`` (who the bearer token speaks for) and ``ImporterDep`` (the
+importer an API key speaks for). Tests swap any of them with ``app.dependency_overrides``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from traceability.api.ratelimit import limiter
+from traceability.services.apikeys import Importer, authenticate_api_key, needs_touch, record_use
 from traceability.services.auth import Principal, authenticate
 from traceability.services.runtime import DbSession, Runtime
 
@@ -52,3 +55,43 @@ def client_address(request: Request) -> str:
     the sign-in throttle keys on this address (behind a proxy, run uvicorn with --forwarded-allow-ips so the
     socket address it reports is the proxy's view of the client)."""
     return request.client.host if request.client else "unknown"
+
+
+_api_key = HTTPBearer(
+    auto_error=False,
+    scheme_name="ImporterApiKey",
+    bearerFormat="ttk_…",
+    description="An importer's API key, made by the operator with `trace apikey create NAME`: send "
+    "`Authorization: Bearer ttk_…`. Sign-in tokens of farmers and officers are refused (403).",
+)
+
+
+def importer_burst(per_minute: int) -> int:
+    """How many requests a key may make at once: a tenth of a minute's worth, at least 10, at most the rate
+    itself (so a tiny rate in a test is a tiny burst)."""
+    return max(1, min(per_minute, max(10, per_minute // 10)))
+
+
+def get_importer(
+    request: Request,
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key)],
+) -> Importer:
+    """The importer the request's API key speaks for: 401 for a missing, unknown or revoked key, 403 for a
+    farmer's or officer's sign-in token, 429 (``Retry-After``) when the key is over
+    ``TRACE_IMPORTER_RATE_PER_MIN``.
+
+    Its own short unit of work, not the request's: the once-a-minute ``last_used_at`` write must not hold
+    the key's row locked for as long as a verification takes (every other request of that key would wait)."""
+    with runtime.transaction() as session:
+        importer = authenticate_api_key(session, credentials.credentials if credentials else None)
+    rate = runtime.settings.importer_rate_per_min
+    limiter(request, "importer", rate, importer_burst(rate)).check(f"key:{importer.key_id}")
+    now = datetime.now(UTC)
+    if needs_touch(importer, now):
+        with runtime.transaction() as session:
+            record_use(session, importer.key_id, now=now)
+    return importer
+
+
+ImporterDep = Annotated[Importer, Depends(get_importer)]

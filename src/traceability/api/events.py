@@ -38,10 +38,39 @@ _EVENT_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": True,
 }
+_PLANTING_EXAMPLE: dict[str, Any] = {
+    "kind": "planting",
+    "event_id": "0b06adc7-f898-44d6-9e3b-89c823d0f32f",
+    "event_time": "2026-09-08T08:30:00+07:00",
+    "place": {"id": "PLOT-NSN-01", "lat": "15.1108", "lon": "103.6163"},
+    "lot_code": "NSN-VEG-2609-01",
+    "plot_id": "PLOT-NSN-01",
+    "crop": "organic-veg",
+    "variety": "ผักคะน้าและผักกาดหอม",
+    "area_rai": "2.5",
+}
+_HARVEST_EXAMPLE: dict[str, Any] = {
+    "kind": "harvest",
+    "event_id": "8d921836-8980-4507-b251-50da5e388b44",
+    "event_time": "2026-10-23T06:30:00+07:00",
+    "place": {"id": "FARM-NSN-01", "lat": "15.1108", "lon": "103.6163"},
+    "lot_code": "NSN-VEG-2609-01",
+    "plot_id": "PLOT-NSN-01",
+    "crop": "organic-veg",
+    "quantity": {"value": "1250", "uom": "KGM"},
+}
 _EVENT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": _EVENT_SCHEMA}},
+        "content": {
+            "application/json": {
+                "schema": _EVENT_SCHEMA,
+                "examples": {
+                    "harvest": {"summary": "a harvest of 1,250 kg from a plot", "value": _HARVEST_EXAMPLE},
+                    "planting": {"summary": "planting a lot on a plot", "value": _PLANTING_EXAMPLE},
+                },
+            }
+        },
     }
 }
 
@@ -111,7 +140,8 @@ async def create_event(
                                 "items": _EVENT_SCHEMA,
                             }
                         },
-                    }
+                    },
+                    "example": {"events": [_PLANTING_EXAMPLE, _HARVEST_EXAMPLE]},
                 }
             },
         }

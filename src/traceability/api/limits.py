@@ -1,7 +1,9 @@
 """Bounded request bodies: anything over ``MAX_BODY_BYTES`` is refused with 413 before a route sees it.
 
 The farmer's two forms that carry a photo (harvest and grading) may send up to ``MAX_PHOTO_FORM_BYTES``: a
-phone photo is often 3–8 MB, and ``services.evidence`` takes up to 10 MB; every other path keeps 1 MiB."""
+phone photo is often 3–8 MB, and ``services.evidence`` takes up to 10 MB. An importer's
+``POST /api/v1/verify`` may send up to ``MAX_BUNDLE_BYTES``: the proof bundle of a long lineage (hundreds
+of events, each with its EPCIS body and Merkle proof) passes 1 MiB. Every other path keeps 1 MiB."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PHOTO_FORM_BYTES = 12 * 1024 * 1024
 PHOTO_FORM_PATHS = ("/farmer/record/harvest", "/farmer/record/grading")
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+BUNDLE_PATHS = ("/api/v1/verify",)
 
 
 class BodyLimit:
@@ -28,7 +32,12 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = (
-            dict.fromkeys(PHOTO_FORM_PATHS, MAX_PHOTO_FORM_BYTES) if larger is None else dict(larger)
+            {
+                **dict.fromkeys(PHOTO_FORM_PATHS, MAX_PHOTO_FORM_BYTES),
+                **dict.fromkeys(BUNDLE_PATHS, MAX_BUNDLE_BYTES),
+            }
+            if larger is None
+            else dict(larger)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
