@@ -1,0 +1,524 @@
+"""What a buyer sees when they scan a pack: the public view of a lot, and its verdict, cached briefly.
+
+:func:`lot_provenance` reads a lot's whole lineage (the lot and every lot it was packed or merged from) in a
+handful of queries, whatever its length: the lineage's lots, their events, the events' anchors, the origin
+plots, their อปท. and the named places, each in one query. It returns plain dataclasses; no ORM object leaves
+this module, and nothing personal is in them (PDPA): a farmer appears nowhere — not by name, not by phone,
+not even by pseudonym — and places are named by village, by the public name of a packing house or port, or
+by their place code. An officer is named by role only.
+
+:func:`public_verdict` runs the same verification as the officer's page and the importer's API
+(``services.ledger.verify_lot``) and keeps the answer in this process for at most :data:`VERDICT_TTL_S`
+seconds, keyed by the lot, the database, the registry and a fingerprint of the ledger state the verdict
+depends on (the lineage's events and their stored bodies, which of them are anchored and where): a new
+event, an anchoring, a certification or a revocation recorded in the ledger — or a stored body changed behind
+the ledger's back — changes the fingerprint and so is seen at once. What the fingerprint cannot see is a
+change on chain alone (say a certification revoked on chain whose revocation event is not recorded yet):
+that is why an entry lives 30 seconds at most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Final, Literal
+
+from pydantic import ValidationError
+
+from traceability.chain.registry import TraceRegistry
+from traceability.domain import codec
+from traceability.domain.catalog import crop as crop_names
+from traceability.domain.epcis import from_epcis
+from traceability.domain.events import (
+    LOT_CODE_RE,
+    Certification,
+    Cooling,
+    Event,
+    Grading,
+    Harvest,
+    Packing,
+    Planting,
+    Revocation,
+    Transport,
+)
+from traceability.domain.findings import Severity, Status
+from traceability.domain.gs1 import gtin14
+from traceability.errors import ChainError, NotFound
+from traceability.services.ledger import verify_lot
+from traceability.services.runtime import DbSession
+from traceability.store import models
+from traceability.store.repository import Repository
+
+VERDICT_TTL_S: Final = 30.0
+"""How long a verified/warning/failed verdict is reused while the ledger's fingerprint is unchanged."""
+UNAVAILABLE_TTL_S: Final = 5.0
+"""How long "the chain did not answer" is reused: long enough that a shop full of scans during an outage does
+not queue behind the RPC timeout, short enough that the page recovers as soon as the chain does."""
+MAX_CACHED_LOTS: Final = 4096
+
+Registry = TraceRegistry
+"""The chain client a verdict is checked with, by a name the web layer may use (it imports no chain)."""
+CertState = Literal["active", "revoked", "expired"]
+VerdictStatus = Literal["verified", "warning", "failed", "unavailable"]
+LOCATION_KINDS_NAMED: Final = frozenset({"packing_house", "cold_store", "warehouse", "port", "office"})
+"""Locations shown by their name. A ``farm`` is a farmer's own holding (its name may well be the farmer's), so
+it is shown by the village of the plot instead."""
+
+
+# --------------------------------------------------------------------------------------- view data
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the produce of one origin plot grew: village, อำเภอ, จังหวัด and the อปท. that vouches for it.
+    The English district and province are the Thai ones where the authority has no English recorded."""
+
+    village_th: str
+    village_en: str
+    district_th: str
+    district_en: str
+    province_th: str
+    province_en: str
+    authority_th: str
+    authority_en: str
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an event happened, without personal data: the village of a plot, the name of a packing house or
+    port, or else the place code."""
+
+    th: str
+    en: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    block_number: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event of the lineage on the timeline. ``step`` is its kind, a transport split into ``ship`` and
+    ``receive`` and a rejecting grading as ``rejected``. ``lot_code`` is the lot it is about (for a packing,
+    the lot it made); ``joined_from`` the input lots a packing or merge took in ("from lot X");
+    ``quantity_kg`` what it moved for the lineage, where there is a quantity."""
+
+    step: str
+    event_time: datetime
+    lot_code: str
+    joined_from: tuple[str, ...]
+    quantity_kg: Decimal | None
+    place: Place
+    detail: str | None  # a variety, a grade, a certification's standard
+    anchor: Anchor | None
+
+
+@dataclass(frozen=True)
+class PublicCertification:
+    """A certification as a buyer reads it: the standard, the issuing อปท. (the signer is "an officer of the
+    อปท.", a role, never a name), when issued, until when, and its state now."""
+
+    lot_code: str
+    standard: str
+    authority_th: str
+    authority_en: str
+    issued: datetime
+    expires: datetime | None
+    state: CertState
+
+
+@dataclass(frozen=True)
+class Provenance:
+    code: str
+    gtin: str | None
+    product_th: str
+    product_en: str
+    crop_th: str
+    crop_en: str
+    varieties: tuple[str, ...]
+    grades: tuple[str, ...]
+    origins: tuple[Origin, ...]
+    steps: tuple[Step, ...]
+    certifications: tuple[PublicCertification, ...]
+    lineage: tuple[str, ...]
+    fingerprint: str
+
+    @property
+    def latest_anchor(self) -> Anchor | None:
+        """The anchor of the latest anchored event: the transaction that sealed the lot's story so far."""
+        anchored = [s.anchor for s in self.steps if s.anchor is not None]
+        return max(anchored, key=lambda a: a.block_number) if anchored else None
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One finding of the verdict in plain words (the finding's own Thai and English text)."""
+
+    th: str
+    en: str
+    error: bool
+
+
+@dataclass(frozen=True)
+class PublicVerdict:
+    status: VerdictStatus
+    reasons: tuple[Reason, ...]
+    checked_at: datetime
+
+
+# --------------------------------------------------------------------------------------- the lot
+
+
+def lot_provenance(session: DbSession, lot_code: str, *, now: datetime | None = None) -> Provenance:
+    """The public view of ``lot_code``; NotFound ``unknown_lot`` when the ledger has no such lot."""
+    repo = Repository(session)
+    lot = repo.lot(lot_code.strip().upper())
+    if lot is None:
+        raise NotFound(f"unknown lot {lot_code[:40]}", code="unknown_lot")
+    now = now or datetime.now(UTC)
+    lineage = repo.lineage_lots(lot.code)
+    lots = repo.lots_by_codes(sorted(lineage))
+    rows = repo.events_touching(sorted(lineage))
+    anchors = repo.anchors_for([row.id for row in rows])
+    parsed = [(row, _parsed(row)) for row in rows]
+    events = [event for _row, event in parsed if event is not None]
+
+    plot_codes = {e.plot_id for e in events if isinstance(e, Planting | Harvest)}
+    plot_codes |= {e.place.id for e in events}  # an event may take place on the plot itself
+    plots = repo.plots_for(sorted(plot_codes), sorted({x.plot_id for x in lots if x.plot_id is not None}))
+    cert_authorities = {e.authority for e in events if isinstance(e, Certification)}
+    authorities = repo.authorities_for(sorted({p.authority_id for p in plots}), sorted(cert_authorities))
+    locations = {loc.code: loc for loc in repo.locations_by_codes(sorted({e.place.id for e in events}))}
+    plots_by_code = {p.code: p for p in plots}
+    by_id = {a.id: a for a in authorities}
+    by_code = {a.code: a for a in authorities}
+
+    origin_plots = _origin_plots(events, lots, plots)
+    steps = []
+    for row, event in sorted(parsed, key=lambda pair: (pair[0].event_time, pair[0].recorded_at)):
+        batch = anchors[row.id][0] if row.id in anchors else None
+        anchor = (
+            Anchor(batch.block_number or 0, batch.tx_hash or "")
+            if batch is not None and batch.tx_hash
+            else None
+        )
+        about, joined = _lots_of(event, lineage, lot.code)
+        steps.append(
+            Step(
+                step=_step(row.kind, event),
+                event_time=row.event_time,
+                lot_code=about,
+                joined_from=joined,
+                quantity_kg=_quantity(event, lineage),
+                place=_place(event, plots_by_code, locations, by_code),
+                detail=_detail(event),
+                anchor=anchor,
+            )
+        )
+    names = crop_names(lot.crop)
+    return Provenance(
+        code=lot.code,
+        gtin=lot.gtin,
+        product_th=lot.product_th,
+        product_en=lot.product_en,
+        crop_th=names.name_th,
+        crop_en=names.name_en,
+        varieties=_unique(e.variety for e in events if isinstance(e, Planting | Harvest)),
+        grades=_unique(e.grade for e in events if isinstance(e, Grading) and e.disposition == "conformant"),
+        origins=tuple(_origin(p, by_id[p.authority_id]) for p in origin_plots if p.authority_id in by_id),
+        steps=tuple(steps),
+        certifications=tuple(_certifications(events, by_code, now)),
+        lineage=tuple(sorted(lineage)),
+        fingerprint=_fingerprint(rows, anchors),
+    )
+
+
+def _parsed(row: models.Event) -> Event | None:
+    try:
+        return from_epcis(codec.loads(row.body))
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return None  # an unreadable body: shown by its kind alone, and the verdict says it fails
+
+
+def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def _step(kind: str, event: Event | None) -> str:
+    if isinstance(event, Transport):
+        return event.leg
+    if isinstance(event, Grading) and event.disposition == "non_conformant":
+        return "rejected"
+    return kind
+
+
+def _lots_of(event: Event | None, lineage: set[str], own: str) -> tuple[str, tuple[str, ...]]:
+    """(the lineage lot the event is about, the input lots it joined in). A packing is about the lineage lot
+    it made and names what it was made from; a shipment is about the lineage lot it carried."""
+    if event is None:
+        return own, ()
+    if isinstance(event, Packing):
+        made = [o.lot_code for o in event.outputs if o.lot_code in lineage]
+        inputs = tuple(i.lot_code for i in event.inputs)
+        return (made[0] if made else event.outputs[0].lot_code), inputs
+    if isinstance(event, Transport):
+        carried = [i.lot_code for i in event.items if i.lot_code in lineage]
+        return (carried[0] if carried else event.items[0].lot_code), ()
+    return event.lot_code, ()
+
+
+def _quantity(event: Event | None, lineage: set[str]) -> Decimal | None:
+    if isinstance(event, Harvest | Cooling | Grading):
+        return event.quantity.kg()
+    if isinstance(event, Packing | Transport):
+        items = event.outputs if isinstance(event, Packing) else event.items
+        ours = [i.quantity.kg() for i in items if i.lot_code in lineage]
+        return sum(ours, Decimal(0)) if ours else None
+    return None
+
+
+def _detail(event: Event | None) -> str | None:
+    if isinstance(event, Planting | Harvest):
+        return event.variety
+    if isinstance(event, Grading):
+        return event.grade
+    if isinstance(event, Certification):
+        return event.standard
+    return None
+
+
+def _place(
+    event: Event | None,
+    plots: dict[str, models.Plot],
+    locations: dict[str, models.Location],
+    authorities: dict[str, models.Authority],
+) -> Place:
+    if event is None:
+        return Place("", "")
+    if isinstance(event, Planting | Harvest) and event.plot_id in plots:
+        plot = plots[event.plot_id]
+        return Place(plot.village_th, plot.village_en)
+    code = event.place.id
+    if code in plots:
+        return Place(plots[code].village_th, plots[code].village_en)
+    if isinstance(event, Certification | Revocation) and code in authorities:
+        return Place(authorities[code].name_th, authorities[code].name_en)
+    location = locations.get(code)
+    if location is not None and location.kind in LOCATION_KINDS_NAMED:
+        return Place(location.name_th, location.name_en)
+    return Place(code, code)
+
+
+def _origin_plots(
+    events: Sequence[Event], lots: Sequence[models.Lot], plots: Sequence[models.Plot]
+) -> list[models.Plot]:
+    """The plots the lineage was planted (or harvested) on, in the order the ledger first names them."""
+    by_code = {p.code: p for p in plots}
+    by_id = {p.id: p for p in plots}
+    order: list[models.Plot] = []
+    for event in sorted((e for e in events if isinstance(e, Planting | Harvest)), key=lambda e: e.event_time):
+        if event.plot_id in by_code:
+            order.append(by_code[event.plot_id])
+    order += [by_id[x.plot_id] for x in lots if x.plot_id is not None and x.plot_id in by_id]
+    return list({p.id: p for p in order}.values())
+
+
+def _origin(plot: models.Plot, authority: models.Authority) -> Origin:
+    return Origin(
+        village_th=plot.village_th,
+        village_en=plot.village_en,
+        district_th=authority.district_th,
+        district_en=authority.district_en or authority.district_th,
+        province_th=authority.province_th,
+        province_en=authority.province_en or authority.province_th,
+        authority_th=authority.name_th,
+        authority_en=authority.name_en,
+    )
+
+
+def _certifications(
+    events: Sequence[Event], authorities: dict[str, models.Authority], now: datetime
+) -> list[PublicCertification]:
+    """Every certification of a lineage lot with its state now. The state rule is ``services/review.py``'s
+    (revoked once a revocation event names it, else expired once its expiry has passed), copied rather than
+    shared so that the officer's module keeps its private helpers private."""
+    revoked = {e.cert_id for e in events if isinstance(e, Revocation)}
+    out = []
+    for event in sorted((e for e in events if isinstance(e, Certification)), key=lambda e: e.event_time):
+        expires = datetime.fromtimestamp(event.expires, UTC) if event.expires else None
+        state: CertState = "active"
+        if event.cert_id in revoked:
+            state = "revoked"
+        elif expires is not None and expires <= now:
+            state = "expired"
+        authority = authorities.get(event.authority)
+        out.append(
+            PublicCertification(
+                lot_code=event.lot_code,
+                standard=event.standard,
+                authority_th=authority.name_th if authority else event.authority,
+                authority_en=authority.name_en if authority else event.authority,
+                issued=event.event_time,
+                expires=expires,
+                state=state,
+            )
+        )
+    return out
+
+
+def _fingerprint(
+    rows: Sequence[models.Event], anchors: Mapping[uuid.UUID, tuple[models.Batch, list[str]]]
+) -> str:
+    """A digest of everything in the ledger the verdict reads: each event's id, stored hash and stored body,
+    and the batch (root, transaction, block) it is anchored in. Certifications and revocations are events, so
+    they count too."""
+    digest = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: str(r.id)):
+        anchor = anchors.get(row.id)
+        batch = anchor[0] if anchor is not None else None
+        sealed = f"{batch.root}|{batch.tx_hash}|{batch.block_number}|{batch.block_hash}" if batch else "-"
+        digest.update(f"{row.id}|{row.hash}|{sealed}|".encode())
+        digest.update(hashlib.sha256(row.body.encode()).digest())
+    return f"{len(rows)}:{len(anchors)}:{digest.hexdigest()}"
+
+
+# --------------------------------------------------------------------------------------- the verdict
+
+
+@dataclass(frozen=True)
+class _Cached:
+    fingerprint: str
+    until: float
+    verdict: PublicVerdict
+
+
+class VerdictCache:
+    """Verdicts per (database, registry, lot), each kept while its fingerprint holds, for at most its TTL.
+    Thread-safe; bounded (the least recently used go first). Two requests for the same lot that miss at the
+    same moment may both verify: harmless, and simpler than making one wait on the other's RPC calls."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_CACHED_LOTS):
+        self._clock = clock
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, ...], _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...], fingerprint: str) -> PublicVerdict | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found.fingerprint != fingerprint or found.until <= self._clock():
+                return None
+            self._entries.move_to_end(key)
+            return found.verdict
+
+    def put(self, key: tuple[str, ...], fingerprint: str, verdict: PublicVerdict, ttl_s: float) -> None:
+        with self._lock:
+            self._entries[key] = _Cached(fingerprint, self._clock() + ttl_s, verdict)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+VERDICTS = VerdictCache()
+"""The process's verdict cache (each `trace serve` process has its own)."""
+
+
+def public_verdict(
+    session: DbSession,
+    registry: TraceRegistry,
+    provenance: Provenance,
+    *,
+    confirmations: int,
+    yield_tolerance: Decimal = Decimal("1.5"),
+    cache: VerdictCache = VERDICTS,
+) -> PublicVerdict:
+    """The lot's verdict in plain words, from the cache when the ledger has not changed since (≤ 30 s), else
+    verified afresh against the chain. A chain that does not answer gives ``unavailable``, never an error
+    page: the buyer still sees the lot's story."""
+    bind = session.get_bind()
+    database = bind.url.render_as_string(hide_password=True) if hasattr(bind, "url") else repr(bind)
+    key = (database, str(registry.address).lower(), provenance.code)
+    found = cache.get(key, provenance.fingerprint)
+    if found is not None:
+        return found
+    try:
+        verdict = verify_lot(
+            session,
+            registry,
+            provenance.code,
+            confirmations=confirmations,
+            yield_tolerance=yield_tolerance,
+        )
+    except ChainError:
+        unavailable = PublicVerdict("unavailable", (), datetime.now(UTC))
+        cache.put(key, provenance.fingerprint, unavailable, UNAVAILABLE_TTL_S)
+        return unavailable
+    statuses: dict[Status, VerdictStatus] = {
+        Status.VERIFIED: "verified",
+        Status.WARNING: "warning",
+        Status.FAILED: "failed",
+    }
+    status = statuses[verdict.status]
+    reasons = tuple(dict.fromkeys(Reason(f.th, f.en, f.severity is Severity.ERROR) for f in verdict.findings))
+    result = PublicVerdict(status, reasons, datetime.now(UTC))
+    cache.put(key, provenance.fingerprint, result, VERDICT_TTL_S)
+    return result
+
+
+def registry_identity(registry: TraceRegistry) -> tuple[str, int | None]:
+    """(address, chain id) of the registry the page's verdict trusts; the chain id is None when the chain
+    cannot be asked (it is cached by the client once known)."""
+    try:
+        return str(registry.address), registry.chain_id
+    except ChainError:
+        return str(registry.address), None
+
+
+# --------------------------------------------------------------------------------------- resolver lookups
+
+
+@dataclass(frozen=True)
+class LotKey:
+    """A lot the ledger holds, as its public addresses name it (``gtin`` as GTIN-14, or None)."""
+
+    code: str
+    gtin: str | None
+
+
+def normalise_lot_code(value: str) -> str | None:
+    """``value`` as a lot code (upper case), or None when it cannot be one (``domain.events.LOT_CODE_RE``)."""
+    code = value.strip().upper()
+    return code if re.fullmatch(LOT_CODE_RE, code) else None
+
+
+def find_lot(session: DbSession, lot_code: str, *, gtin: str | None = None) -> LotKey:
+    """The lot ``lot_code``; with ``gtin``, only if the lot was packed under that GTIN (compared as GTIN-14).
+    NotFound (404) ``unknown_lot``, ``invalid_gtin`` (not a GTIN: wrong length or check digit) or
+    ``gtin_mismatch`` (another product's GTIN): a GS1 resolver answers 404 for a key it does not serve."""
+    code = normalise_lot_code(lot_code)
+    lot = Repository(session).lot(code) if code else None
+    if lot is None:
+        raise NotFound(f"unknown lot {lot_code[:40]}", code="unknown_lot")
+    own = gtin14(lot.gtin) if lot.gtin else None
+    if gtin is not None:
+        try:
+            asked = gtin14(gtin)
+        except ValueError as exc:
+            raise NotFound(f"not a GTIN: {gtin[:20]} ({exc})", code="invalid_gtin") from None
+        if asked != own:
+            raise NotFound(f"lot {lot.code} is not a lot of GTIN {asked}", code="gtin_mismatch")
+    return LotKey(lot.code, own)
