@@ -51,7 +51,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 # The only project modules a top layer may import: any other traceability.* import is a violation.
 ALLOWED: dict[str, tuple[str, ...]] = {
     "api": (*TOP_BASE, "traceability.api"),
-    "web": (*TOP_BASE, "traceability.web", "traceability.api.deps"),
+    # the request-level pieces pages share with the API: dependencies and the rate limiter
+    "web": (*TOP_BASE, "traceability.web", "traceability.api.deps", "traceability.api.ratelimit"),
     "workers": (*TOP_BASE, "traceability.workers"),
     # `trace serve` starts the app; `trace worker` runs the worker.
     "cli.py": (*TOP_BASE, "traceability.main", "traceability.workers"),

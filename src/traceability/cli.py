@@ -66,6 +66,8 @@ def cmd_demo(rt: Runtime, args: argparse.Namespace) -> int:
             print(f"  {f['code']}  {f['phone']} / {f['pin']}")
         for o in result.officers:
             print(f"officer {o['username']} / {o['password']}  (signing passphrase: {o['passphrase']})")
+        for i in result.importers:
+            print(f"importer API key {i['name']}: {i['api_key']}")
     return 0
 
 

@@ -14,9 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from traceability.api import auth as auth_api
 from traceability.api import certifications as certifications_api
 from traceability.api import events as events_api
+from traceability.api import importer as importer_api
 from traceability.api import lots as lots_api
 from traceability.api.deps import RuntimeDep, SessionDep
 from traceability.api.limits import BodyLimit
+from traceability.api.timing import ServerTiming
 from traceability.config import Settings, get_settings
 from traceability.errors import TraceabilityError
 from traceability.services.health import outbox_gauges, readiness
@@ -25,7 +27,10 @@ from traceability.services.runtime import Runtime
 from traceability.web import enrolment as enrolment_pages
 from traceability.web import farmer as farmer_pages
 from traceability.web import farmer_forms, farmer_moves, static_files
+from traceability.web import identifiers as identifier_pages
+from traceability.web import labels as label_sheets
 from traceability.web import officer as officer_pages
+from traceability.web import provenance as provenance_pages
 from traceability.web import qr as qr_codes
 from traceability.web.i18n import pick_lang
 from traceability.web.pages import render
@@ -77,10 +82,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         )
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(ServerTiming)
     app.include_router(auth_api.router)
     app.include_router(events_api.router)
     app.include_router(lots_api.router)
     app.include_router(certifications_api.router)
+    app.include_router(importer_api.router)
     app.include_router(farmer_pages.router)
     app.include_router(farmer_forms.router)
     app.include_router(farmer_moves.router)
@@ -88,6 +95,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(enrolment_pages.router)
     app.include_router(static_files.router)
     app.include_router(qr_codes.router)
+    app.include_router(identifier_pages.router)
+    app.include_router(provenance_pages.router)
+    app.include_router(label_sheets.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, session: SessionDep, lang: str | None = None) -> Response:
@@ -104,12 +114,33 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ]
         return render(request, "home.html", language, {"lots": lots})
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}})
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        responses={
+            200: {
+                "description": "ready",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "status": "ready",
+                            "checks": {
+                                "database": "ok",
+                                "chain": "ok",
+                                "pending_events": 3,
+                                "anchor_lag_s": 4.2,
+                            },
+                        }
+                    }
+                },
+            },
+            503: {"description": "the database or the chain does not answer"},
+        },
+    )
     def readyz(session: SessionDep, runtime: RuntimeDep) -> JSONResponse:
         """Readiness: the database and the chain answer (503 if not), and how far anchoring lags."""
         report = readiness(session, runtime)

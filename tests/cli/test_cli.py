@@ -59,6 +59,10 @@ def test_demo_prints_lots_and_accounts_and_seeds_only_once(settings, demo, capsy
     assert "NSN-VEG-2609-01A" in demo["lots"] and "NSN-HML-2611-M1" in demo["lots"]
     assert demo["accounts"]["officers"][0]["username"] == "officer.nongsanit"
     assert all(f["pin"] and f["phone"] for f in demo["accounts"]["farmers"])
+    [importer] = demo["accounts"]["importers"]
+    assert importer["name"] == "demo-importer" and importer["api_key"].startswith("ttk_")
+    code, out, _ = run(settings, capsys, "apikey", "list", "--json")
+    assert code == 0 and "demo-importer" in out and importer["api_key"] not in out
     code, out, _ = run(settings, capsys, "demo", "--json")
     assert code == 0 and json.loads(out)["seeded"] is False
 

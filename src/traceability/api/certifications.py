@@ -13,6 +13,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from traceability.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from traceability.api.examples import (
+    CERTIFICATE_EXAMPLE,
+    MESSAGE_EXAMPLE,
+    SIGNATURE_EXAMPLE,
+    TYPED_DATA_EXAMPLE,
+)
 from traceability.api.schemas import ErrorRead
 from traceability.domain.states import Role
 from traceability.errors import Forbidden
@@ -25,60 +31,11 @@ router = APIRouter(prefix="/api/v1/lots", tags=["certifications"])
 
 MAX_EXPIRES = 2**64 - 1
 
-_MESSAGE_EXAMPLE: dict[str, Any] = {
-    "lot": "0xa4a6d84f67f4062882b7ae6e53bdc08f7034c9c2c77b710b713c63cea1aac68e",
-    "certificateHash": "0xbd1f9715ebbb562e79d309738a432be5e1ca6c33dd58c343d99fd1171e6c7c63",
-    "authority": "0x8c3fad04639c0b779714e0bfbed8a04deb3bb77bd633e76ae77a667a11b8f76d",
-    "officer": "0xFcCA92066a6808b82A426541a4ac91c4d0Fb2372",
-    "expires": 1826899095,
-    "nonce": 0,
-    "deadline": 1795366699,
-}
-_CERTIFICATE_EXAMPLE: dict[str, Any] = {
-    "v": 1,
-    "lot": "NSN-VEG-2609-01",
-    "authority": "LAO-NONGSANIT",
-    "standard": "Organic Thailand",
-    "expires": 1826899095,
-    "note": "ขอบเขต: ผักคะน้าและผักกาดหอม แปลง PLOT-NSN-01",
-}
-_TYPED_DATA_EXAMPLE: dict[str, Any] = {
-    "types": {
-        "EIP712Domain": [
-            {"name": "name", "type": "string"},
-            {"name": "version", "type": "string"},
-            {"name": "chainId", "type": "uint256"},
-            {"name": "verifyingContract", "type": "address"},
-        ],
-        "Certification": [
-            {"name": "lot", "type": "bytes32"},
-            {"name": "certificateHash", "type": "bytes32"},
-            {"name": "authority", "type": "bytes32"},
-            {"name": "officer", "type": "address"},
-            {"name": "expires", "type": "uint64"},
-            {"name": "nonce", "type": "uint256"},
-            {"name": "deadline", "type": "uint256"},
-        ],
-    },
-    "primaryType": "Certification",
-    "domain": {
-        "name": "TraceRegistry",
-        "version": "1",
-        "chainId": 31337,
-        "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    },
-    "message": _MESSAGE_EXAMPLE,
-}
-_SIGNATURE_EXAMPLE = (
-    "0x5680e6f0fca2e660c7c80701691a1fe037f61c2f68907775356579f5436b36d70c1bf63fc6abf9c0e75eb962f2263e19207a4ed3309"
-    "4ed5431c670c2d1b9a4941b"
-)
-
 
 class CertificationRequestRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"typed_data": _TYPED_DATA_EXAMPLE, "certificate": _CERTIFICATE_EXAMPLE}]
+            "examples": [{"typed_data": TYPED_DATA_EXAMPLE, "certificate": CERTIFICATE_EXAMPLE}]
         }
     )
 
@@ -98,9 +55,9 @@ class CertificationCreate(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "certificate": _CERTIFICATE_EXAMPLE,
-                    "message": _MESSAGE_EXAMPLE,
-                    "signature": _SIGNATURE_EXAMPLE,
+                    "certificate": CERTIFICATE_EXAMPLE,
+                    "message": MESSAGE_EXAMPLE,
+                    "signature": SIGNATURE_EXAMPLE,
                 }
             ]
         },

@@ -42,6 +42,7 @@ from traceability.domain.events import (
     Transport,
 )
 from traceability.errors import ConfigurationError
+from traceability.services.apikeys import create_api_key
 from traceability.services.certify import certify_lot
 from traceability.services.events import record_event
 from traceability.services.identity import ensure_id_base
@@ -119,12 +120,13 @@ class DemoResult:
     farmers: list[dict[str, Any]] = field(default_factory=list)
     officers: list[dict[str, str]] = field(default_factory=list)
     certifications: list[str] = field(default_factory=list)
+    importers: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id_base": self.id_base,
             "lots": self.lots,
-            "accounts": {"farmers": self.farmers, "officers": self.officers},
+            "accounts": {"farmers": self.farmers, "officers": self.officers, "importers": self.importers},
             "certifications": self.certifications,
         }
 
@@ -257,6 +259,10 @@ def seed_demo(
 
     with transaction(sessions) as session:
         result.lots = _record_demo_events(session, result.id_base, now, local)
+        # An importer's API key, so the verification API can be tried at once (`trace apikey create` makes
+        # real ones; this one exists only in a demo, which runs only on the dev chain).
+        importer = create_api_key(session, "demo-importer")
+        result.importers.append({"name": importer.info.name, "api_key": importer.key})
 
     cert = certify_lot(
         sessions,

@@ -25,6 +25,7 @@ from traceability.errors import NotFound, RateLimited, TraceabilityError
 from traceability.services.identifiers import Resolved, resolve_party, resolve_place
 from traceability.services.runtime import DbSession, Runtime
 from traceability.web.i18n import pick_lang
+from traceability.web.negotiation import quality
 from traceability.web.pages import render
 
 router = APIRouter(tags=["identifiers"])
@@ -97,33 +98,11 @@ def _responses(example: dict[str, Any], what: str) -> dict[int | str, dict[str, 
     }
 
 
-def _quality(accept: str, media: str) -> float:
-    """The quality ``accept`` gives ``media`` (the most specific matching range wins; RFC 9110)."""
-    ranges: list[tuple[str, float]] = []
-    for part in accept.split(","):
-        fields = [f.strip() for f in part.split(";")]
-        q = 1.0
-        for param in fields[1:]:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if fields[0]:
-            ranges.append((fields[0].lower(), q))
-    for candidate in (media, media.split("/")[0] + "/*", "*/*"):
-        found = [q for m, q in ranges if m == candidate]
-        if found:
-            return max(found)
-    return 0.0
-
-
 def _wants_html(request: Request) -> bool:
     """A browser: it prefers ``text/html`` to JSON-LD (a client with no preference gets JSON-LD)."""
     accept = request.headers.get("accept", "")
-    html = _quality(accept, "text/html")
-    return html > 0 and html > max(_quality(accept, LD_JSON), _quality(accept, "application/json"))
+    html = quality(accept, "text/html")
+    return html > 0 and html > max(quality(accept, LD_JSON), quality(accept, "application/json"))
 
 
 def _answer(

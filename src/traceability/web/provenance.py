@@ -48,6 +48,7 @@ from traceability.services.provenance import (
 from traceability.services.review import ledger_id_base
 from traceability.services.runtime import DbSession, Runtime
 from traceability.web.i18n import pick_lang, translations
+from traceability.web.negotiation import preferred
 from traceability.web.pages import render
 
 router = APIRouter(tags=["public"])
@@ -93,36 +94,9 @@ def _busy_page(request: Request, lang: str, exc: RateLimited) -> Response:
 
 
 def _accept(request: Request) -> str:
-    """The media type among :data:`OFFERS` the client prefers (RFC 9110 quality values; the most specific
-    range decides each type's quality; a tie goes to the earlier offer, so a browser gets the page)."""
-    ranges: list[tuple[str, float]] = []
-    for part in request.headers.get("accept", "*/*").split(","):
-        fields = [f.strip() for f in part.split(";")]
-        if not fields[0]:
-            continue
-        q = 1.0
-        for param in fields[1:]:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        ranges.append((fields[0].lower(), q))
-    if not ranges:
-        return OFFERS[0]
-
-    def quality(offer: str) -> float:
-        kind = offer.split("/")[0]
-        for candidates in ([offer], [f"{kind}/*"], ["*/*"]):
-            found = [q for media, q in ranges if media in candidates]
-            if found:
-                return max(found)
-        return 0.0
-
-    scores = [(quality(offer), -i, offer) for i, offer in enumerate(OFFERS)]
-    best = max(scores)
-    return best[2] if best[0] > 0 else OFFERS[0]
+    """The media type among :data:`OFFERS` the client prefers (a tie goes to the earlier offer, so a browser
+    gets the page)."""
+    return preferred(request.headers.get("accept", "*/*"), OFFERS)
 
 
 def _json_error(exc: TraceabilityError, headers: dict[str, str] | None = None) -> Response:
@@ -389,7 +363,7 @@ RESOLVER_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "description": "The provenance page (a browser), the lot's EPCIS document or its GS1 linkset",
         "content": {
-            "text/html": {"example": "<!doctype html><html lang=\"th\">… the provenance page …</html>"},
+            "text/html": {"example": '<!doctype html><html lang="th">… the provenance page …</html>'},
             EPCIS_TYPE: {"example": EPCIS_EXAMPLE},
             LINKSET_TYPE: {"example": LINKSET_EXAMPLE},
         },

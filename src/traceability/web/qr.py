@@ -53,7 +53,19 @@ def qr_png(data: str) -> bytes:
 @router.get(
     "/qr/{lot_code}.svg",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}, 404: {"description": "unknown lot"}},
+    responses={
+        200: {
+            "description": "An SVG image (a single path, level H) to print on a label",
+            "content": {
+                "image/svg+xml": {
+                    "schema": {"type": "string"},
+                    "example": '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 41 41">'
+                    '<path d="M4 4h7v1h-7z…" fill="#000"/></svg>',
+                }
+            },
+        },
+        404: {"description": "unknown lot"},
+    },
 )
 def lot_qr_svg(lot_code: str, session: SessionDep, runtime: RuntimeDep) -> Response:
     """The lot's QR code as SVG, carrying its GS1 Digital Link URI (or its provenance page without a GTIN)."""
@@ -64,7 +76,15 @@ def lot_qr_svg(lot_code: str, session: SessionDep, runtime: RuntimeDep) -> Respo
 @router.get(
     "/qr/{lot_code}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown lot"}},
+    responses={
+        200: {
+            "description": "A black-on-white PNG image (level H)",
+            "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}, "example": "(PNG bytes)"}
+            },
+        },
+        404: {"description": "unknown lot"},
+    },
 )
 def lot_qr_png(lot_code: str, session: SessionDep, runtime: RuntimeDep) -> Response:
     """The lot's QR code as PNG, carrying the same URI as the SVG."""
