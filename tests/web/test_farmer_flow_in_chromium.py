@@ -33,7 +33,8 @@ def camera_photo(path):
 
 def harvests_in_lot(browser) -> list[str]:
     sections = browser.find_elements(By.CSS_SELECTOR, "section.lot")
-    section = next(s for s in sections if s.find_element(By.CSS_SELECTOR, ".code").text.endswith(" " + LOT))
+    # the lot code links to the lot's public page
+    section = next(s for s in sections if s.find_element(By.CSS_SELECTOR, ".code a").text == LOT)
     return [li.text for li in section.find_elements(By.CSS_SELECTOR, "li") if li.text.startswith("เก็บเกี่ยว")]
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 
 from factories import ID_BASE
+from traceability.chain.devnode import AnvilNode
 from traceability.domain import codec
 from traceability.domain.bundle import ProofBundle
 from traceability.domain.gs1 import gtin14
@@ -38,7 +39,7 @@ from traceability.main import create_app
 from traceability.services.certify import certify_lot, revoke_certification
 from traceability.services.demo import seed_demo
 from traceability.services.provenance import VerdictCache, lot_provenance
-from traceability.services.runtime import Runtime
+from traceability.services.runtime import Runtime, make_web3
 from traceability.services.verify import verify_bundle
 from traceability.store import models
 from traceability.store.database import make_sessionmaker, transaction
@@ -244,7 +245,24 @@ def _officer(ledger: DemoLedger) -> dict[str, str]:
     return ledger.result.officers[0]
 
 
-def test_a_revoked_and_an_expired_certification_are_said_so(own_ledger, own_client, anvil):
+@pytest.fixture
+def fresh_chain(tmp_path) -> Iterator[tuple[AnvilNode, DemoLedger]]:
+    """The demo on an Anvil of its own: expiry is judged by wall-clock time on the page and by block time on
+    chain, and other tests move the shared node's clock days ahead."""
+    with AnvilNode() as node:
+        (tmp_path / "chain").mkdir()
+        yield node, build_demo_ledger(tmp_path / "chain", make_web3(node.rpc_url))
+
+
+@pytest.fixture
+def fresh_client(fresh_chain, tmp_path) -> Iterator[TestClient]:
+    node, ledger = fresh_chain
+    yield from client_for(ledger, node, tmp_path)
+
+
+def test_a_revoked_and_an_expired_certification_are_said_so(fresh_chain, fresh_client):
+    _node, own_ledger = fresh_chain
+    own_client = fresh_client
     engine = own_ledger.engine()
     sessions = make_sessionmaker(engine)
     officer = _officer(own_ledger)
