@@ -11,14 +11,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from traceability.domain import codec
-from traceability.domain.epcis import from_epcis
 from traceability.domain.events import Cooling, Event, Grading, Harvest, Packing, Transport
 from traceability.domain.states import OutboxStatus
 from traceability.errors import NotFound
+from traceability.services.history import parsed_event, step_of
 from traceability.store import models
 from traceability.store.repository import Repository
 
@@ -134,16 +132,10 @@ def _farmer_events(repo: Repository, lot_code: str) -> tuple[FarmerLotEvent, ...
     out = []
     for row, status, batch in repo.lot_history(lot_code):
         anchored = status == OutboxStatus.ANCHORED and batch is not None
-        try:
-            event: Event | None = from_epcis(codec.loads(row.body))
-        except (ValueError, KeyError, TypeError, ValidationError):
-            event = None  # shown without its quantity; `trace reconcile` reports an unreadable body
-        step = event.leg if isinstance(event, Transport) else row.kind
-        if isinstance(event, Grading) and event.disposition == "non_conformant":
-            step = "rejected"
+        event = parsed_event(row)  # None: shown without its quantity
         out.append(
             FarmerLotEvent(
-                step=step,
+                step=step_of(row.kind, event),
                 event_time=row.event_time,
                 quantity_kg=_quantity_for(event, lot_code),
                 anchored=anchored,

@@ -31,12 +31,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final, Literal
 
-from pydantic import ValidationError
-
 from traceability.chain.registry import TraceRegistry
-from traceability.domain import codec
 from traceability.domain.catalog import crop as crop_names
-from traceability.domain.epcis import from_epcis
 from traceability.domain.events import (
     LOT_CODE_RE,
     Certification,
@@ -52,6 +48,7 @@ from traceability.domain.events import (
 from traceability.domain.findings import Severity, Status
 from traceability.domain.gs1 import gtin14
 from traceability.errors import ChainError, NotFound
+from traceability.services.history import CertState, certification_state, parsed_event, step_of
 from traceability.services.ledger import verify_lot
 from traceability.services.runtime import DbSession
 from traceability.store import models
@@ -66,7 +63,6 @@ MAX_CACHED_LOTS: Final = 4096
 
 Registry = TraceRegistry
 """The chain client a verdict is checked with, by a name the web layer may use (it imports no chain)."""
-CertState = Literal["active", "revoked", "expired"]
 VerdictStatus = Literal["verified", "warning", "failed", "unavailable"]
 LOCATION_KINDS_NAMED: Final = frozenset({"packing_house", "cold_store", "warehouse", "port", "office"})
 """Locations shown by their name. A ``farm`` is a farmer's own holding (its name may well be the farmer's), so
@@ -190,7 +186,7 @@ def lot_provenance(session: DbSession, lot_code: str, *, now: datetime | None = 
     lots = repo.lots_by_codes(sorted(lineage))
     rows = repo.events_touching(sorted(lineage))
     anchors = repo.anchors_for([row.id for row in rows])
-    parsed = [(row, _parsed(row)) for row in rows]
+    parsed = [(row, parsed_event(row)) for row in rows]
     events = [event for _row, event in parsed if event is not None]
 
     plot_codes = {e.plot_id for e in events if isinstance(e, Planting | Harvest)}
@@ -215,7 +211,7 @@ def lot_provenance(session: DbSession, lot_code: str, *, now: datetime | None = 
         about, joined = _lots_of(event, lineage, lot.code)
         steps.append(
             Step(
-                step=_step(row.kind, event),
+                step=step_of(row.kind, event),
                 event_time=row.event_time,
                 lot_code=about,
                 joined_from=joined,
@@ -243,23 +239,8 @@ def lot_provenance(session: DbSession, lot_code: str, *, now: datetime | None = 
     )
 
 
-def _parsed(row: models.Event) -> Event | None:
-    try:
-        return from_epcis(codec.loads(row.body))
-    except (ValueError, KeyError, TypeError, ValidationError):
-        return None  # an unreadable body: shown by its kind alone, and the verdict says it fails
-
-
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
-
-
-def _step(kind: str, event: Event | None) -> str:
-    if isinstance(event, Transport):
-        return event.leg
-    if isinstance(event, Grading) and event.disposition == "non_conformant":
-        return "rejected"
-    return kind
 
 
 def _lots_of(event: Event | None, lineage: set[str], own: str) -> tuple[str, tuple[str, ...]]:
@@ -349,18 +330,11 @@ def _origin(plot: models.Plot, authority: models.Authority) -> Origin:
 def _certifications(
     events: Sequence[Event], authorities: dict[str, models.Authority], now: datetime
 ) -> list[PublicCertification]:
-    """Every certification of a lineage lot with its state now. The state rule is ``services/review.py``'s
-    (revoked once a revocation event names it, else expired once its expiry has passed), copied rather than
-    shared so that the officer's module keeps its private helpers private."""
+    """Every certification of a lineage lot with its state now (``history.certification_state``)."""
     revoked = {e.cert_id for e in events if isinstance(e, Revocation)}
     out = []
     for event in sorted((e for e in events if isinstance(e, Certification)), key=lambda e: e.event_time):
-        expires = datetime.fromtimestamp(event.expires, UTC) if event.expires else None
-        state: CertState = "active"
-        if event.cert_id in revoked:
-            state = "revoked"
-        elif expires is not None and expires <= now:
-            state = "expired"
+        state, expires = certification_state(event, revoked, now)
         authority = authorities.get(event.authority)
         out.append(
             PublicCertification(

@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from traceability.domain import codec
-from traceability.domain.epcis import from_epcis, normalise_id_base
+from traceability.domain.epcis import normalise_id_base
 from traceability.domain.events import (
     Certification,
     Cooling,
@@ -31,11 +29,11 @@ from traceability.domain.events import (
     lots_touched,
 )
 from traceability.errors import Forbidden, NotFound
+from traceability.services.history import CertState, certification_state, parsed_event, step_of
 from traceability.services.identity import DEFAULT_ID_BASE, recorded_id_base
 from traceability.store import models
 from traceability.store.repository import Repository
 
-CertState = Literal["active", "revoked", "expired"]
 LotCertState = Literal["none", "certified", "revoked", "expired"]
 
 
@@ -135,7 +133,7 @@ def review_queue(session: Session, authority_id: int, *, now: datetime | None = 
         if lot.authority_id != authority_id:
             continue
         history = repo.lot_history(lot.code)
-        events = [_parsed(row) for row, _status, _batch in history]
+        events = [parsed_event(row) for row, _status, _batch in history]
         certs = _certifications(events, now)
         state, until = _lot_state(certs)
         village = _village(repo, lot)
@@ -147,7 +145,7 @@ def review_queue(session: Session, authority_id: int, *, now: datetime | None = 
                 product_en=lot.product_en,
                 village_th=village.village_th if village else None,
                 village_en=village.village_en if village else None,
-                last_step=_step(last, events[-1]) if last is not None else None,
+                last_step=step_of(last.kind, events[-1]) if last is not None else None,
                 last_time=last.event_time if last is not None else None,
                 waiting=sum(1 for _row, _status, batch in history if batch is None),
                 certification=state,
@@ -173,13 +171,13 @@ def officer_lot(
     anchors = repo.anchors_for([row.id for row in rows])
     history = []
     for row in sorted(rows, key=lambda r: r.event_time):
-        event = _parsed(row)
+        event = parsed_event(row)
         batch = anchors[row.id][0] if row.id in anchors else None
         plot = repo.plot_by_code(event.place.id) if event is not None else None
         history.append(
             HistoryEvent(
                 event_id=str(row.id),
-                step=_step(row, event),
+                step=step_of(row.kind, event),
                 event_time=row.event_time,
                 lots=tuple(sorted(lots_touched(event))) if event is not None else (),
                 quantity_kg=_quantity_for(event, lot.code),
@@ -192,7 +190,7 @@ def officer_lot(
                 detail=_detail(event),
             )
         )
-    own = [_parsed(row) for row, _status, _batch in repo.lot_history(lot.code)]
+    own = [parsed_event(row) for row, _status, _batch in repo.lot_history(lot.code)]
     village = _village(repo, lot)
     return LotReview(
         code=lot.code,
@@ -203,21 +201,6 @@ def officer_lot(
         events=tuple(history),
         certifications=tuple(_certifications(own, now or datetime.now(UTC))),
     )
-
-
-def _parsed(row: models.Event) -> Event | None:
-    try:
-        return from_epcis(codec.loads(row.body))
-    except (ValueError, KeyError, TypeError, ValidationError):
-        return None  # shown by its kind alone; `trace reconcile` reports an unreadable body
-
-
-def _step(row: models.Event, event: Event | None) -> str:
-    if isinstance(event, Transport):
-        return event.leg
-    if isinstance(event, Grading) and event.disposition == "non_conformant":
-        return "rejected"
-    return row.kind
 
 
 def _detail(event: Event | None) -> str | None:
@@ -261,12 +244,7 @@ def _certifications(events: list[Event | None], now: datetime) -> list[Certifica
     for event in events:
         if not isinstance(event, Certification):
             continue
-        expires = datetime.fromtimestamp(event.expires, UTC) if event.expires else None
-        state: CertState = "active"
-        if event.cert_id in revoked:
-            state = "revoked"
-        elif expires is not None and expires <= now:
-            state = "expired"
+        state, expires = certification_state(event, revoked, now)
         out.append(
             CertificationView(
                 cert_id=event.cert_id,
