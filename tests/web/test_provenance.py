@@ -586,3 +586,12 @@ def test_the_public_view_is_read_in_a_few_queries_whatever_the_lineage(db, w3):
     assert long.latest_anchor is not None and long.fingerprint.startswith("20:20:")
     assert lot_provenance.__module__ == "traceability.services.provenance"
     assert timedelta(0) <= datetime.now(UTC) - max(s.event_time for s in long.steps)
+
+
+def test_the_english_page_gives_recorded_thai_text_in_english_beside_the_thai(client):
+    en = client.get(f"/p/{PACKED}", params={"lang": "en"}).text
+    product = en[en.index('id="product"') : en.index('id="origin"')]
+    assert "Chinese kale and lettuce (ผักคะน้าและผักกาดหอม)" in product
+    assert "Grade A (เกรด A)" in product
+    th = client.get(f"/p/{PACKED}").text
+    assert "Chinese kale" not in th and "ผักคะน้าและผักกาดหอม" in th

@@ -347,14 +347,20 @@ def has_thai(text: str) -> bool:
     return bool(_THAI.search(text))
 
 
+def translation(text: str) -> str | None:
+    """The glossary's English for a Thai text, or None when it has none (a text without Thai is its own)."""
+    if not has_thai(text):
+        return text
+    return _GLOSSARY.get(unicodedata.normalize("NFC", text).strip())
+
+
 def english(text: str | None) -> str:
     """English for recorded free text: the text itself when it has no Thai, the glossary's translation, or
     ``NO_TRANSLATION`` — never empty for a text that exists. None stays empty."""
     if text is None:
         return ""
-    if not has_thai(text):
-        return text
-    return _GLOSSARY.get(unicodedata.normalize("NFC", text).strip(), NO_TRANSLATION)
+    found = translation(text)
+    return NO_TRANSLATION if found is None else found
 
 
 # --- pack size and style ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from fastapi.responses import RedirectResponse, Response
 from traceability.api.deps import RuntimeDep, SessionDep, client_address
 from traceability.api.ratelimit import limiter
 from traceability.domain import codec
+from traceability.domain.fsma import translation
 from traceability.errors import ChainUnavailable, NotFound, RateLimited, TraceabilityError
 from traceability.services.exports import export_epcis
 from traceability.services.proof import build_bundle
@@ -155,8 +156,8 @@ def _page_context(
             "gtin": provenance.gtin,
             "product": provenance.product_th if th else provenance.product_en,
             "crop": provenance.crop_th if th else provenance.crop_en,
-            "varieties": provenance.varieties,
-            "grades": provenance.grades,
+            "varieties": [_text(v, lang) for v in provenance.varieties],
+            "grades": [_text(g, lang) for g in provenance.grades],
             "merged": len(provenance.lineage) > 1,
             "lineage": [code for code in provenance.lineage if code != own],
         },
@@ -197,7 +198,9 @@ def _page_context(
                 "joined": [code for code in s.joined_from if code != s.lot_code],
                 "kg": _kg(s.quantity_kg, lang),
                 "place": s.place.th if th else s.place.en,
-                "detail": _standard(s.detail, lang) if s.step == "certification" and s.detail else s.detail,
+                "detail": _standard(s.detail, lang)
+                if s.step == "certification" and s.detail
+                else _text(s.detail, lang),
                 "block": s.anchor.block_number if s.anchor else None,
                 "tx": s.anchor.tx_hash if s.anchor else None,
                 "tx_short": _short(s.anchor.tx_hash) if s.anchor else None,
@@ -209,6 +212,15 @@ def _page_context(
         "proof_file": f"{own}-proof.json",
         "page_url": f"{base}/p/{own}",
     }
+
+
+def _text(text: str | None, lang: str) -> str | None:
+    """Free text as recorded (farmers write Thai); on the English page with the glossary's English first and
+    the Thai kept beside it, so a buyer can match it to the pack."""
+    if text is None or lang == "th":
+        return text
+    english = translation(text)
+    return text if english is None or english == text else f"{english} ({text})"
 
 
 def _missing_page(request: Request, lang: str, code: str) -> Response:
