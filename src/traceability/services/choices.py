@@ -28,6 +28,7 @@ from traceability.services.auth import Principal
 from traceability.services.events import RecordedEvent, stored_event
 from traceability.services.evidence import store_evidence
 from traceability.services.lots import farmer_lot_rows
+from traceability.services.photos import record_photo_hash
 from traceability.services.submissions import submit_event
 from traceability.store import models
 from traceability.store.repository import Repository
@@ -258,7 +259,8 @@ def record_step(
                 session, principal, data, id_base=id_base, idempotency_key=str(data["event_id"])
             )
             if photo is not None:
-                store_evidence(photo, evidence_dir=evidence_dir)
+                stored = store_evidence(photo, evidence_dir=evidence_dir)
+                record_photo_hash(session, stored.sha256, photo)  # for the photo_reused risk signal
         except ChainConflict:
             savepoint.rollback()
             if attempt == RETRIES_ON_CHAIN_CONFLICT:

@@ -120,6 +120,19 @@ def store_evidence(data: bytes, *, evidence_dir: Path) -> StoredEvidence:
     return StoredEvidence(sha256, media_type, width, height, len(data), created)
 
 
+def original_path(evidence_dir: Path, sha256: str) -> Path | None:
+    """Where the original of a stored photo is, or None: for reading a photo back by the hash an event names
+    (its perceptual hash for photos stored before there was a table of them). Only a well-formed hash ever
+    becomes a path."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        return None
+    for ext, _media_type in FORMATS.values():
+        original, _served = _paths(evidence_dir, sha256, ext)
+        if original.is_file():
+            return original
+    return None
+
+
 def served_evidence(sha256: str, *, evidence_dir: Path) -> bytes:
     """The public copy of a photo (metadata stripped), by its hash; NotFound if there is none."""
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):

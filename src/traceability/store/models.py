@@ -439,3 +439,14 @@ class LoginAttempt(Base):
     client: Mapped[str] = mapped_column(String(64))
     succeeded: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class PhotoHash(Base):
+    """The perceptual hash of one evidence photo (named by its SHA-256, as events name it), kept so that
+    comparing photos across lots never has to decode them again. ``phash`` is 16 lower-case hex digits."""
+
+    __tablename__ = "photo_hashes"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phash: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
