@@ -122,3 +122,14 @@ def check_plot_area(
     area = polygon_area_m2(geometry)
     ratio = area / (float(declared_rai) * M2_PER_RAI)
     return AreaCheck(declared_rai, rai(area), ratio, abs(ratio - 1) > tolerance)
+
+
+EARTH_RADIUS_KM = 6371.0088  # the IUGG mean radius
+
+
+def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Distance in km between two (lat, lon) points in degrees, along the Earth's surface (haversine): a
+    lower bound on any road between them."""
+    lat1, lon1, lat2, lon2 = (math.radians(v) for v in (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
