@@ -276,6 +276,7 @@ def test_an_anchored_certified_lot_is_verified_with_every_check_and_its_evidence
         "mass_balance",
         "yield",
         "certifications",
+        "origin_risk",
     ]
     assert all(c["severity"] == "ok" and c["message"]["th"] and c["message"]["en"] for c in verdict["checks"])
     assert verdict["registry"] == {"chain_id": 31337, "contract": demo.registry.address.lower()} or (
@@ -287,6 +288,10 @@ def test_an_anchored_certified_lot_is_verified_with_every_check_and_its_evidence
     assert all(e["anchor"]["block_number"] > 0 and e["anchor"]["included"] for e in events)
     # exact decimals survive: kilograms are strings, never floats
     assert all(isinstance(m["output_kg"], str) for m in verdict["evidence"]["mass_balance"])
+    # origin risk learned from the whole ledger: an honest lot has no signal and a score of 0
+    risk = verdict["risk"]
+    assert risk["lot_code"] == PACKED and risk["basis"] == "ledger"
+    assert risk["score"] == 0 and risk["level"] == "none" and risk["signals"] == []
 
 
 def test_an_uncertified_lot_is_a_warning_with_a_coded_reason_in_thai_and_english(client, key):

@@ -292,7 +292,12 @@ def test_harvest_above_plausible_yield_is_flagged(db, registry, parties):
     with transaction(db.sessions) as s:
         verdict = verify_lot(s, registry, "T-VEG-0001", confirmations=0)
     assert verdict.status.value == "warning"
-    assert [f.code for f in verdict.findings] == ["implausible_yield"]
+    # the fixed ceiling per crop, and the origin-risk signals: far above the crop's yield, beyond the plot
+    assert [f.code for f in verdict.findings if f.code.check.value == "yield"] == ["implausible_yield"]
+    risk = {f.code.value for f in verdict.findings if f.code.check.value == "origin_risk"}
+    assert {"yield_outlier", "capacity_exceeded"} <= risk
+    assert all(f.severity.value == "warning" for f in verdict.findings)
+    assert verdict.risk is not None and verdict.risk.score > 50
 
 
 def test_per_event_mode_anchors_one_event_per_batch(db, registry, parties):

@@ -398,8 +398,11 @@ def test_a_harvest_at_five_times_the_plausible_yield_is_implausible_yield(settin
     assert event_id(harvest) in resealed
 
     verdict = verdict_of(bundle, trusted)
-    assert verdict["status"] == "warning" and codes(verdict) == {"implausible_yield"}, verdict["reasons"]
-    [reason] = verdict["reasons"]
+    # the fixed ceiling, and the origin-risk signals the bundle shows by itself (basis "bundle")
+    assert verdict["status"] == "warning", verdict["reasons"]
+    assert codes(verdict) == {"implausible_yield", "yield_outlier", "capacity_exceeded"}, verdict["reasons"]
+    assert verdict["risk"]["basis"] == "bundle" and verdict["risk"]["score"] > 50
+    [reason] = [r for r in verdict["reasons"] if r["check"] == "yield"]
     assert reason["event_id"] == event_id(harvest) and reason["lot_code"] == VEG
     assert reason["severity"] == "warning" and reason["check"] == "yield"
     assert "37,500 kg" in reason["message"]["en"] and "2.5 rai" in reason["message"]["en"]

@@ -168,6 +168,7 @@ def verify_lot_route(
                 code,
                 confirmations=runtime.settings.confirmations,
                 yield_tolerance=runtime.settings.yield_tolerance,
+                evidence_dir=runtime.settings.evidence_dir,
             )
     except ChainError as exc:
         return _unavailable(exc)

@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traceability.domain.evidence import Evidence, RegistryRef, iso_utc
+
+if TYPE_CHECKING:  # domain.risk imports this module (through lineage)
+    from traceability.domain.risk import LotRisk
 
 
 class Severity(StrEnum):
@@ -32,6 +35,7 @@ class Check(StrEnum):
     MASS_BALANCE = "mass_balance"
     YIELD = "yield"
     CERTIFICATIONS = "certifications"
+    ORIGIN_RISK = "origin_risk"
 
 
 class Code(StrEnum):
@@ -72,6 +76,15 @@ class Code(StrEnum):
     CERTIFICATION_WRONG_AUTHORITY = "certification_wrong_authority"
     OFFICER_AFTER_ADMIN_CHANGE = "officer_after_admin_change"
     CERTIFICATION_EXPIRED = "certification_expired"
+    # origin risk (domain.risk.RiskCode): what a record false when written leaves behind; always warnings
+    YIELD_OUTLIER = "yield_outlier"
+    CAPACITY_EXCEEDED = "capacity_exceeded"
+    TOO_EARLY_HARVEST = "too_early_harvest"
+    OFF_SEASON_HARVEST = "off_season_harvest"
+    IMPOSSIBLE_TRANSPORT = "impossible_transport"
+    COLD_CHAIN_EXCURSION = "cold_chain_excursion"
+    PHOTO_REUSED = "photo_reused"
+    UNUSUAL_PATTERN = "unusual_pattern"
 
     @property
     def check(self) -> Check:
@@ -108,6 +121,14 @@ _CHECK_OF: dict[Code, Check] = {
     Code.CERTIFICATION_WRONG_AUTHORITY: Check.CERTIFICATIONS,
     Code.OFFICER_AFTER_ADMIN_CHANGE: Check.CERTIFICATIONS,
     Code.CERTIFICATION_EXPIRED: Check.CERTIFICATIONS,
+    Code.YIELD_OUTLIER: Check.ORIGIN_RISK,
+    Code.CAPACITY_EXCEEDED: Check.ORIGIN_RISK,
+    Code.TOO_EARLY_HARVEST: Check.ORIGIN_RISK,
+    Code.OFF_SEASON_HARVEST: Check.ORIGIN_RISK,
+    Code.IMPOSSIBLE_TRANSPORT: Check.ORIGIN_RISK,
+    Code.COLD_CHAIN_EXCURSION: Check.ORIGIN_RISK,
+    Code.PHOTO_REUSED: Check.ORIGIN_RISK,
+    Code.UNUSUAL_PATTERN: Check.ORIGIN_RISK,
 }
 
 
@@ -185,6 +206,7 @@ class Verdict:
     evidence: Evidence = field(default_factory=Evidence)
     registry: RegistryRef | None = None
     checked_at: datetime | None = None
+    risk: LotRisk | None = None  # the origin-risk score and its signals (domain.risk)
 
     @classmethod
     def of(
@@ -196,6 +218,7 @@ class Verdict:
         evidence: Evidence | None = None,
         registry: RegistryRef | None = None,
         checked_at: datetime | None = None,
+        risk: LotRisk | None = None,
     ) -> Verdict:
         return cls(
             lot_code,
@@ -205,6 +228,7 @@ class Verdict:
             evidence or Evidence(),
             registry,
             checked_at,
+            risk,
         )
 
     @property
@@ -219,5 +243,6 @@ class Verdict:
             "checks": [c.to_json() for c in self.checks],
             "registry": (self.registry or RegistryRef(None, None)).to_json(),
             "checked_at": iso_utc(self.checked_at),
+            "risk": self.risk.to_json() if self.risk is not None else None,
             "evidence": self.evidence.to_json(),
         }

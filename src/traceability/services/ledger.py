@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from traceability.domain.states import BatchStatus
 from traceability.errors import ChainError
 from traceability.services.chainops import chain_op_problems
 from traceability.services.proof import build_bundle
+from traceability.services.risk import lot_risk
 from traceability.services.verify import verify_bundle
 from traceability.store.repository import Repository
 
@@ -64,9 +66,15 @@ def verify_lot(
     *,
     confirmations: int,
     yield_tolerance: Decimal = Decimal("1.5"),
+    evidence_dir: Path | None = None,
 ) -> Verdict:
+    """The lot's verdict: its proof bundle checked as an importer would, plus the origin risk learned from
+    the whole ledger (photos are read from ``evidence_dir``; without it only hashes already stored)."""
     bundle = build_bundle(session, lot_code, chain_id=registry.chain_id, contract=registry.address)
-    return verify_bundle(bundle, registry, confirmations=confirmations, yield_tolerance=yield_tolerance)
+    risk = lot_risk(session, lot_code, evidence_dir, lineage=bundle.lineage_lots)
+    return verify_bundle(
+        bundle, registry, confirmations=confirmations, yield_tolerance=yield_tolerance, risk=risk
+    )
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Final, Literal
 
 from traceability.chain.registry import TraceRegistry
@@ -47,6 +48,7 @@ from traceability.domain.events import (
 )
 from traceability.domain.findings import Severity, Status
 from traceability.domain.gs1 import gtin14
+from traceability.domain.risk import LotRisk
 from traceability.errors import ChainError, NotFound
 from traceability.services.history import CertState, certification_state, parsed_event, step_of
 from traceability.services.ledger import verify_lot
@@ -170,6 +172,7 @@ class PublicVerdict:
     status: VerdictStatus
     reasons: tuple[Reason, ...]
     checked_at: datetime
+    risk: LotRisk | None = None  # the origin-risk score and signals (None when the chain did not answer)
 
 
 # --------------------------------------------------------------------------------------- the lot
@@ -418,6 +421,7 @@ def public_verdict(
     *,
     confirmations: int,
     yield_tolerance: Decimal = Decimal("1.5"),
+    evidence_dir: Path | None = None,
     cache: VerdictCache = VERDICTS,
 ) -> PublicVerdict:
     """The lot's verdict in plain words, from the cache when the ledger has not changed since (≤ 30 s), else
@@ -436,6 +440,7 @@ def public_verdict(
             provenance.code,
             confirmations=confirmations,
             yield_tolerance=yield_tolerance,
+            evidence_dir=evidence_dir,
         )
     except ChainError:
         unavailable = PublicVerdict("unavailable", (), datetime.now(UTC))
@@ -448,7 +453,7 @@ def public_verdict(
     }
     status = statuses[verdict.status]
     reasons = tuple(dict.fromkeys(Reason(f.th, f.en, f.severity is Severity.ERROR) for f in verdict.findings))
-    result = PublicVerdict(status, reasons, datetime.now(UTC))
+    result = PublicVerdict(status, reasons, datetime.now(UTC), verdict.risk)
     cache.put(key, provenance.fingerprint, result, VERDICT_TTL_S)
     return result
 

@@ -66,7 +66,9 @@ from traceability.domain.lineage import (
     plausible_yield,
 )
 from traceability.domain.merkle import verify_proof
+from traceability.domain.risk import LotRisk, Signal, exact
 from traceability.errors import ChainError, InvalidInput
+from traceability.services.risk import bundle_risk
 
 THAI_TIME = timezone(timedelta(hours=7), "ICT")
 """Days in the reasons' text are Thai calendar days (the lots are Thai): the Buddhist era in Thai."""
@@ -129,10 +131,13 @@ def verify_bundle(
     yield_tolerance: Decimal = Decimal("1.5"),
     admin_change_window_s: int = ADMIN_CHANGE_WINDOW_S,
     now: datetime | None = None,
+    risk: LotRisk | None = None,
 ) -> Verdict:
     """Check a proof bundle against ``registry``, the registry the caller trusts (its chain id and address).
     With ``registry`` None the chain checks are reported as not done (failed). ``now`` is the verdict's
-    ``checked_at`` (the current time by default)."""
+    ``checked_at`` (the current time by default). ``risk`` is the lot's origin risk as the ledger's holder
+    assessed it (``services.risk.lot_risk``); without it, the origin-risk signals are computed from the
+    bundle's own events (``basis: bundle``)."""
     parsed = parse_bundle(bundle)
     lot_code = parsed.lot_code
     checked_at = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -242,6 +247,9 @@ def verify_bundle(
                 lot_code=lot_code,
             )
         )
+    if risk is None:
+        risk = bundle_risk(in_lineage, lot_code, sorted(lots))
+    findings += [risk_finding(signal, lot_code) for signal in risk.signals]
     checks = [
         check_result(
             Check.REGISTRY,
@@ -280,6 +288,17 @@ def verify_bundle(
             findings,
             valid=n_valid,
         ),
+        check_result(
+            Check.ORIGIN_RISK,
+            f"ตรวจสัญญาณการสวมสิทธิ์ คะแนนความเสี่ยง {risk.score}/100"
+            + (" ไม่พบความผิดปกติ" if not risk.signals else ""),
+            f"Checked the origin-risk signals: risk score {risk.score}/100"
+            + (", no anomalies found" if not risk.signals else ""),
+            findings,
+            score=risk.score,
+            level=risk.level.value,
+            basis=risk.basis,
+        ),
     ]
     evidence = Evidence(
         events=_event_evidence(reads, links.evidence, lots),
@@ -288,7 +307,13 @@ def verify_bundle(
         certifications=tuple(certified.evidence),
     )
     return Verdict.of(
-        lot_code, findings, checks, evidence=evidence, registry=_trusted(registry), checked_at=checked_at
+        lot_code,
+        findings,
+        checks,
+        evidence=evidence,
+        registry=_trusted(registry),
+        checked_at=checked_at,
+        risk=risk,
     )
 
 
@@ -756,3 +781,18 @@ def _officer_revocation_stands(record: dict[str, Any], registry: TraceRegistry) 
 
 
 __all__ = ["ADMIN_CHANGE_WINDOW_S", "parse_bundle", "verify_bundle"]
+
+
+def risk_finding(signal: Signal, lot_code: str) -> Finding:
+    """An origin-risk signal as a verdict's finding: always a warning (the data look wrong; nothing in the
+    record is proven false), with the signal's numbers and every lot it names."""
+    lot = lot_code if lot_code in signal.lots else (signal.lots[0] if signal.lots else None)
+    return Finding(
+        Code(signal.code.value),
+        Severity.WARNING,
+        signal.th,
+        signal.en,
+        event_id=signal.event_id,
+        lot_code=lot,
+        detail=exact({**signal.numbers, "lots": list(signal.lots), "weight": round(signal.weight, 3)}),
+    )

@@ -379,3 +379,39 @@ class Repository:
             .where(Event.id.in_(ids), Event.event_time >= since, Event.event_time < until)
             .order_by(Event.event_time, Event.recorded_at)
         ).all()
+
+    # --- origin risk (services/risk.py) ---------------------------------------------------------------------
+
+    def risk_fingerprint(self) -> tuple[Any, ...]:
+        """What changes whenever anything the origin-risk signals read changes: events, plots, places."""
+        events = self.session.execute(select(func.count(Event.id), func.max(Event.recorded_at))).one()
+        plots = self.session.execute(
+            select(func.count(Plot.id), func.sum(Plot.area_rai), func.max(Plot.created_at))
+        ).one()
+        places = self.session.execute(select(func.count(Location.id), func.max(Location.created_at))).one()
+        return (*events, *plots, *places)
+
+    def events_of_kinds(self, kinds: Sequence[str]) -> Sequence[Event]:
+        return self.session.scalars(
+            select(Event).where(Event.kind.in_(list(kinds))).order_by(Event.event_time, Event.id)
+        ).all()
+
+    def plot_facts(self) -> Sequence[tuple[Plot, str, Authority]]:
+        """Every plot with its farmer's code and its authority."""
+        rows = self.session.execute(
+            select(Plot, Farmer.code, Authority)
+            .join(Farmer, Farmer.id == Plot.farmer_id)
+            .join(Authority, Authority.id == Plot.authority_id)
+            .order_by(Plot.code)
+        ).all()
+        return [(p, code, a) for p, code, a in rows]
+
+    def place_coordinates(self) -> Sequence[tuple[str, Any, Any]]:
+        return self.session.execute(
+            select(Location.code, Location.lat, Location.lon).where(Location.lat.is_not(None))
+        ).all()
+
+    def lots_of_authority(self, authority_id: int) -> Sequence[Lot]:
+        return self.session.scalars(
+            select(Lot).where(Lot.authority_id == authority_id).order_by(Lot.created_at, Lot.code)
+        ).all()
