@@ -33,7 +33,7 @@ from traceability.domain.risk import (
     risk_score,
     season_of,
 )
-from traceability.domain.yields import Prior, learn, shrink
+from traceability.domain.yields import CropModel, Prior, learn, shrink
 
 ICT = timezone(timedelta(hours=7))
 RICE = crop_knowledge("hom-mali-105")
@@ -58,7 +58,13 @@ def entry(event) -> LedgerEntry:
 
 
 def base(actor: str, when: datetime, place: str = "PLOT-1", evidence: tuple[str, ...] = ()) -> dict:
-    return {"event_id": eid(), "actor": actor, "place": Place(id=place), "event_time": when, "evidence": evidence}
+    return {
+        "event_id": eid(),
+        "actor": actor,
+        "place": Place(id=place),
+        "event_time": when,
+        "evidence": evidence,
+    }
 
 
 def rice_lot(
@@ -76,8 +82,8 @@ def rice_lot(
     return [
         entry(Planting(kind="planting", lot_code=lot, plot_id=plot, crop=crop, area_rai=Decimal(rai),
                        **base(farmer, planted, plot))),
-        entry(Harvest(kind="harvest", lot_code=lot, plot_id=plot, crop=crop, quantity=Quantity(value=Decimal(kg)),
-                      **base(farmer, harvested, plot, evidence))),
+        entry(Harvest(kind="harvest", lot_code=lot, plot_id=plot, crop=crop,
+                      quantity=Quantity(value=Decimal(kg)), **base(farmer, harvested, plot, evidence))),
     ]  # fmt: skip
 
 
@@ -125,7 +131,7 @@ def test_yield_outlier_fires_far_above_what_the_community_harvests_and_not_on_an
 
 def test_shrinkage_with_no_records_is_the_crop_prior() -> None:
     prior = Prior.of(380.0, 650.0)
-    exp = shrink([], prior, tau=0.1, sigma=0.15)
+    exp = shrink([], CropModel(prior, prior.mu, tau=0.1, sigma=0.15))
     assert exp.records == 0 and exp.weight == 0.0
     assert exp.level == pytest.approx(math.log(380.0))
     assert exp.spread == pytest.approx(math.sqrt(0.15**2 + 0.1**2))
@@ -133,7 +139,7 @@ def test_shrinkage_with_no_records_is_the_crop_prior() -> None:
 
 def test_shrinkage_with_one_record_moves_only_part_of_the_way() -> None:
     prior = Prior.of(380.0, 650.0)
-    exp = shrink([math.log(600.0)], prior, tau=0.1, sigma=0.15)
+    exp = shrink([math.log(600.0)], CropModel(prior, prior.mu, tau=0.1, sigma=0.15))
     assert exp.records == 1
     assert 0.1 < exp.weight < 0.5
     assert 380.0 < exp.kg_per_rai < 600.0
@@ -145,7 +151,7 @@ def test_shrinkage_with_many_records_follows_the_data() -> None:
     prior = Prior.of(380.0, 650.0)
     rng = random.Random(3)
     values = [math.log(250.0) + rng.gauss(0, 0.1) for _ in range(200)]
-    exp = shrink(values, prior, tau=0.1, sigma=0.1)
+    exp = shrink(values, CropModel(prior, prior.mu, tau=0.1, sigma=0.1))
     assert exp.weight > 0.95
     assert exp.kg_per_rai == pytest.approx(250.0, rel=0.05)  # a drought year: the prior does not hold it up
 
@@ -157,6 +163,9 @@ def test_learning_between_groups_is_floored_and_within_groups_pooled() -> None:
     model = learn(groups, prior)
     assert model.sigma == pytest.approx(0.1, abs=0.03)
     assert model.tau >= 0.08
+    # the crop-wide centre follows four groups' medians, the published prior counting as one more group
+    assert model.centre == pytest.approx((4 * math.log(400.0) + math.log(380.0)) / 5, abs=0.02)
+    assert learn({}, prior).centre == prior.mu
 
 
 def test_a_lone_record_is_judged_by_the_crop_prior() -> None:
@@ -257,8 +266,8 @@ def veg_lot(temps_c: list[float], every_h: float = 1.0) -> list[LedgerEntry]:
     harvested = planted + timedelta(days=VEG.growing_days_min + 10)
     lot = "LOT-V"
     entries = [
-        entry(Planting(kind="planting", lot_code=lot, plot_id="PLOT-1", crop="organic-veg", area_rai=Decimal(1),
-                       **base("F-0001", planted))),
+        entry(Planting(kind="planting", lot_code=lot, plot_id="PLOT-1", crop="organic-veg",
+                       area_rai=Decimal(1), **base("F-0001", planted))),
         entry(Harvest(kind="harvest", lot_code=lot, plot_id="PLOT-1", crop="organic-veg",
                       quantity=Quantity(value=Decimal(1000)), **base("F-0001", harvested))),
     ]  # fmt: skip
@@ -270,8 +279,9 @@ def veg_lot(temps_c: list[float], every_h: float = 1.0) -> list[LedgerEntry]:
     cooled = [TemperatureReading(time=harvested + timedelta(hours=1), celsius=Decimal(25)),
               TemperatureReading(time=harvested + timedelta(hours=2), celsius=VEG.storage_c_min)]  # fmt: skip
     entries.append(
-        entry(Cooling(kind="cooling", lot_code=lot, quantity=Quantity(value=Decimal(1000)), method="hydro_cooling",
-                      temperatures=tuple(cooled), **base("F-0001", harvested + timedelta(hours=1), "PH-1")))
+        entry(Cooling(kind="cooling", lot_code=lot, quantity=Quantity(value=Decimal(1000)),
+                      method="hydro_cooling", temperatures=tuple(cooled),
+                      **base("F-0001", harvested + timedelta(hours=1), "PH-1")))
     )  # fmt: skip
     return entries + shipment(lot, start, start + timedelta(hours=10), temps)
 
@@ -313,8 +323,9 @@ def test_a_packed_lot_inherits_the_signals_of_the_lots_it_came_from() -> None:
     entries = rice_lot("LOT-A", "PLOT-6", rai="6", kg=f"{per_rai * 6:.0f}")
     entries += rice_lot("LOT-B", "PLOT-6", rai="6", kg=f"{per_rai * 6:.0f}")
     entries += rice_lot("LOT-C", "PLOT-6", rai="6", kg=f"{per_rai * 6:.0f}")
-    pack = Packing(kind="packing", inputs=(LotQuantity(lot_code="LOT-A", quantity=Quantity(value=Decimal(100))),),
-                   outputs=(LotQuantity(lot_code="LOT-M", quantity=Quantity(value=Decimal(100))),),
+    hundred = Quantity(value=Decimal(100))
+    pack = Packing(kind="packing", inputs=(LotQuantity(lot_code="LOT-A", quantity=hundred),),
+                   outputs=(LotQuantity(lot_code="LOT-M", quantity=hundred),),
                    **base("F-0001", HARVESTED + timedelta(days=3), "MILL-1"))  # fmt: skip
     found = assess(RiskLedger([*entries, entry(pack)], plots(("PLOT-6", "F-0001", "6"))))
     merged = found.for_lot("LOT-M")

@@ -3,18 +3,22 @@
 Yields are compared on a log scale: they are multiplicative (a good district gives ×1.15, a drought ×0.6, a
 farmer's skill ×1.1), their spread grows with their level, and log-normal is how agronomists model them.
 
-Per group (crop, district, season) we estimate the typical log-yield robustly — the **median**, with the
-**MAD** (median absolute deviation × 1.4826) as the spread — because the very records we test may include
-laundered ones: the median ignores anything under half of a group, where a mean is dragged by one big lie.
+Per group (crop, district, season) the typical log-yield is the **median** of the group's records, and the
+spread within groups is the **MAD** (median absolute deviation × 1.4826) of every record's distance from its
+group's median, pooled over the crop: the very records we test may include laundered ones, and the median
+and MAD ignore anything under half of a group, where a mean and a standard deviation are dragged by one big
+lie. (A group's own MAD from a few dozen records was tried and rejected on the tuning seeds of
+``trace risk-bench``: noisy, and inflated by the outliers it should expose.)
 
-A group with few records cannot be trusted alone, so its median is **shrunk toward the crop's prior** (the
-typical yield of ``domain.crops``) by empirical Bayes, the normal–normal model: the group's true level is
-drawn around the prior with a between-group spread τ (estimated from all groups of the crop, floored); the
-group's median carries sampling variance (π/2)·σ²/n. The posterior weight of the data is
-``w = τ² / (τ² + (π/2)·σ²/n)``: 0 with no records (the prior alone), about a quarter with one record, near 1
-with many. The spread for a new lot is the within-group σ (itself shrunk toward the crop's pooled σ with
-:data:`SCALE_PSEUDO_N` pseudo-records) plus the remaining uncertainty of the level. A lot is tested against
-its group *without itself* (leave one out), so no record vouches for itself.
+A group with few records cannot be trusted alone, so its median is **shrunk** by empirical Bayes, the
+normal–normal model: group levels are drawn around a crop-wide centre with a between-group spread τ
+(estimated from the crop's groups by the method of moments, floored). The crop-wide centre is itself the
+median of the group medians shrunk toward the crop's prior from ``domain.crops`` (the prior counting as
+:data:`PRIOR_GROUPS` groups), so with no history at all everything falls back to the published typical yield.
+The group median carries sampling variance (π/2)·σ²/n, so the data's weight is
+``w = τ² / (τ² + (π/2)·σ²/n)``: 0 with no records (the centre alone), about a quarter with one record, near 1
+with many. The spread for a new lot is σ plus the remaining uncertainty of its group's level. A lot is
+tested against its group *without itself* (leave one out), so no record vouches for itself.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 MAD_TO_SD = 1.4826
 MEDIAN_VARIANCE = math.pi / 2  # variance of a normal sample's median ≈ (π/2)·σ²/n
-SCALE_PSEUDO_N = 5.0
+PRIOR_GROUPS = 1.0  # how many groups' worth of evidence the published typical yield counts as
 TAU_FLOOR = 0.08  # districts and seasons differ at least this much (log scale, ≈ ±8 %)
 SIGMA_FLOOR = 0.08  # no group of farms is more alike than this: weighing and data-entry noise
 MAX_99_Z = 2.326  # the crop's "maximum" is read as its 99th percentile
@@ -71,37 +75,35 @@ def robust_scale(values: Sequence[float]) -> float | None:
     return MAD_TO_SD * statistics.median(abs(v - m) for v in values)
 
 
-def shrink(values: Sequence[float], prior: Prior, tau: float, sigma: float) -> Expectation:
-    """The expected log-yield of a new record of a group whose other records are ``values``."""
-    n = len(values)
-    scale = robust_scale(values)
-    if scale is not None:
-        sigma = math.sqrt((n * scale**2 + SCALE_PSEUDO_N * sigma**2) / (n + SCALE_PSEUDO_N))
-    sigma = max(sigma, SIGMA_FLOOR)
-    if n == 0:
-        return Expectation(prior.mu, math.sqrt(sigma**2 + tau**2), 0, 0.0)
-    sampling = MEDIAN_VARIANCE * sigma**2 / n
-    weight = tau**2 / (tau**2 + sampling)
-    level = weight * statistics.median(values) + (1 - weight) * prior.mu
-    level_variance = 1 / (1 / tau**2 + 1 / sampling)
-    return Expectation(level, math.sqrt(sigma**2 + level_variance), n, weight)
-
-
 @dataclass(frozen=True)
 class CropModel:
-    """Everything learned for one crop: its prior, the spread between groups and within them."""
+    """Everything learned for one crop: the crop-wide centre, the spread between groups (τ) and within (σ)."""
 
     prior: Prior
+    centre: float
     tau: float
     sigma: float
 
 
+def shrink(values: Sequence[float], model: CropModel) -> Expectation:
+    """The expected log-yield of a new record of a group whose other records are ``values``."""
+    n, tau, sigma = len(values), model.tau, model.sigma
+    if n == 0:
+        return Expectation(model.centre, math.sqrt(sigma**2 + tau**2), 0, 0.0)
+    sampling = MEDIAN_VARIANCE * sigma**2 / n
+    weight = tau**2 / (tau**2 + sampling)
+    level = weight * statistics.median(values) + (1 - weight) * model.centre
+    level_variance = 1 / (1 / tau**2 + 1 / sampling)
+    return Expectation(level, math.sqrt(sigma**2 + level_variance), n, weight)
+
+
 def learn(groups: Mapping[Hashable, Sequence[float]], prior: Prior) -> CropModel:
-    """τ (between groups) and σ (within, pooled) of one crop's log-yields grouped by district and season.
+    """The crop's centre, τ and σ from its log-yields grouped by district and season.
 
     σ: the robust scale of every record's distance from its group's median (groups of ≥ 3), or the prior's σ.
     τ: the variance of the group medians less their sampling variance (method of moments), floored; with
-    fewer than three groups of ≥ 3 records, the prior's σ (how far farms may differ is then all we know)."""
+    fewer than three groups of ≥ 3 records, the prior's σ (how far farms may differ is then all we know).
+    Centre: the median of the group medians, shrunk toward the prior as if the prior were one more group."""
     residuals = [v - statistics.median(vs) for vs in groups.values() if len(vs) >= 3 for v in vs]
     pooled = robust_scale(residuals) if len(residuals) >= 10 else None
     sigma = max(SIGMA_FLOOR, pooled if pooled is not None else prior.sigma)
@@ -112,7 +114,12 @@ def learn(groups: Mapping[Hashable, Sequence[float]], prior: Prior) -> CropModel
         tau = math.sqrt(max(TAU_FLOOR**2, spread - sampling))
     else:
         tau = max(TAU_FLOOR, prior.sigma)
-    return CropModel(prior, tau, sigma)
+    if medians:
+        g = len(medians)
+        centre = (g * statistics.median(m for m, _ in medians) + PRIOR_GROUPS * prior.mu) / (g + PRIOR_GROUPS)
+    else:
+        centre = prior.mu
+    return CropModel(prior, centre, tau, sigma)
 
 
 def leave_one_out(values: Sequence[float], index: int) -> list[float]:
