@@ -324,7 +324,7 @@ def test_the_demo_plots_have_names_crops_standards_and_boundaries(db, w3):
         assert officer is not None
         principal = Principal(Role.OFFICER, "OFF", officer.authority_id, officer_id=officer.id)
         plots = {p.code: p for f in authority_farmers(s, principal).farmers for p in f.plots}
-    assert set(plots) == {"PLOT-NSN-01", "PLOT-NSN-02", "PLOT-NSN-03"}  # not Chiang Khruea's
+    assert set(plots) == {"PLOT-NSN-01", "PLOT-NSN-02", "PLOT-NSN-03", "PLOT-NSN-05"}  # not Chiang Khruea's
     veg = plots["PLOT-NSN-01"]
     assert (veg.name, veg.crop, veg.standard, veg.warnings) == ("แปลงผักริมหนองน้ำ", "organic-veg", "pgs", ())
     assert veg.boundary_area_rai is not None and abs(veg.boundary_area_rai - veg.area_rai) < Decimal("0.25")

@@ -90,7 +90,7 @@ def test_every_demo_lot_exports_valid_epcis_whose_event_ids_are_the_anchored_has
             )
         )
         farmers = [(f.display_name, f.phone) for f in s.scalars(select(models.Farmer))]
-    assert len(farmers) == 4 and all(name and phone for name, phone in farmers)
+    assert len(farmers) == 5 and all(name and phone for name, phone in farmers)
     for lot in demo:
         document, text = export(db, lot)
         assert schema_errors(document) == [], lot

@@ -93,6 +93,8 @@ def facts(ledger: DemoLedger) -> dict[str, dict[str, Any]]:
                 "NSN-HML-2606-02": ["PLOT-NSN-02"],
                 "NSN-HML-2606-03": ["PLOT-NSN-03"],
                 "NSN-HML-2611": ["PLOT-NSN-02", "PLOT-NSN-03"],
+                "NSN-HML-2607-0": ["PLOT-NSN-05"],
+                "NSN-HML-2612-M2": ["PLOT-NSN-05"],
                 "SKN-WM": ["PLOT-CKR-01"],
             }
             for code in out:
