@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from traceability.api.deps import RuntimeDep, SessionDep
-from traceability.domain.findings import Severity, Verdict
+from traceability.domain.findings import Check, Severity, Verdict
 from traceability.domain.states import Role
 from traceability.errors import ChainError, RateLimited, TraceabilityError
 from traceability.services.auth import sign_in_officer, sign_out
@@ -44,10 +44,12 @@ from traceability.services.review import (
     officer_lot,
     review_queue,
 )
+from traceability.services.risk import lot_risk, risk_queue
 from traceability.services.runtime import DbSession, Runtime
 from traceability.web.forms import new_form_token
 from traceability.web.i18n import pick_lang, translations
 from traceability.web.pages import render
+from traceability.web.risk_text import risk_view
 from traceability.web.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -70,6 +72,7 @@ router = APIRouter(prefix="/officer", include_in_schema=False)
 
 LOGIN_PATH = "/officer/login"
 QUEUE_PATH = "/officer"
+RISK_PATH = "/officer/risk"
 STANDARDS = ("Organic Thailand", "GAP", "PGS", "Thai Hom Mali Rice GI")
 """What an officer certifies against (the value recorded in the event, shown translated)."""
 MAX_VALIDITY = timedelta(days=5 * 366)
@@ -166,9 +169,15 @@ def queue(request: Request, session: SessionDep, runtime: RuntimeDep, lang: str 
         return to_sign_in(request, LOGIN_PATH, language)
     desk = officer_desk(session, signed_in.principal.officer_id or 0)
     local = ZoneInfo(runtime.settings.timezone)
+    authority_id = signed_in.principal.authority_id
+    # One assessment for every lot (cached for a minute): a dict lookup per lot, never a query per lot.
+    scores = {e.lot_code: e.risk for e in risk_queue(session, authority_id, runtime.settings.evidence_dir)}
     lots = [
         {
             "code": lot.code,
+            "risk": {"score": scores[lot.code].score, "level": scores[lot.code].level.value}
+            if lot.code in scores
+            else None,
             "product": lot.product_th if language == "th" else lot.product_en,
             "village": lot.village_th if language == "th" else lot.village_en,
             "step": lot.last_step,
@@ -178,10 +187,36 @@ def queue(request: Request, session: SessionDep, runtime: RuntimeDep, lang: str 
             "until": lot.certified_until.astimezone(local) if lot.certified_until else None,
             "review": lot.needs_review,
         }
-        for lot in review_queue(session, signed_in.principal.authority_id)
+        for lot in review_queue(session, authority_id)
     ]
     context = {**_nav(signed_in, desk, language), "lots": lots, "switch_url": QUEUE_PATH}
     return private(render(request, "officer_queue.html", language, context))
+
+
+# ------------------------------------------------------------------ origin risk
+
+
+@router.get("/risk")
+def risk(request: Request, session: SessionDep, runtime: RuntimeDep, lang: str | None = None) -> Response:
+    """The authority's lots by origin risk (สวมสิทธิ์), highest first, each reason with its figures: where an
+    officer should look first. Lots with no signal are only counted and listed at the end."""
+    language = pick_lang(lang)
+    signed_in = web_session(session, request, Role.OFFICER)
+    if signed_in is None:
+        return to_sign_in(request, LOGIN_PATH, language)
+    desk = officer_desk(session, signed_in.principal.officer_id or 0)
+    gettext = translations(language).gettext
+    flagged: list[dict[str, Any]] = []
+    clean: list[dict[str, Any]] = []
+    for entry in risk_queue(session, signed_in.principal.authority_id, runtime.settings.evidence_dir):
+        row = {
+            "code": entry.lot_code,
+            "product": entry.product_th if language == "th" else entry.product_en,
+            "risk": risk_view(entry.risk, language, gettext),
+        }
+        (flagged if entry.risk.score > 0 or entry.risk.signals else clean).append(row)
+    context = {**_nav(signed_in, desk, language), "flagged": flagged, "clean": clean, "switch_url": RISK_PATH}
+    return private(render(request, "officer_risk.html", language, context))
 
 
 # ------------------------------------------------------------------ one lot
@@ -306,7 +341,9 @@ def _lot_context(review: LotReview, lang: str, local: ZoneInfo) -> dict[str, Any
 
 
 def _verdict_context(session: DbSession, runtime: Runtime, code: str, lang: str) -> dict[str, Any]:
-    """The verification in plain words, or why it could not be done (the chain did not answer)."""
+    """The verification in plain words, or why it could not be done (the chain did not answer), and the
+    lot's origin risk with its reasons, apart from the chain checks."""
+    gettext = translations(lang).gettext
     try:
         verdict: Verdict = verify_lot(
             session,
@@ -314,15 +351,23 @@ def _verdict_context(session: DbSession, runtime: Runtime, code: str, lang: str)
             code,
             confirmations=runtime.settings.confirmations,
             yield_tolerance=runtime.settings.yield_tolerance,
+            evidence_dir=runtime.settings.evidence_dir,
         )
     except ChainError:
-        return {"status": "unavailable", "findings": []}
+        # The origin risk reads the ledger only: the officer still sees it while the chain is down.
+        risk = lot_risk(session, code, runtime.settings.evidence_dir)
+        return {"status": "unavailable", "findings": [], "risk": risk_view(risk, lang, gettext)}
+    # Origin-risk signals are warnings of the verdict too; here they have their own block, with figures.
+    chain = [f for f in verdict.findings if f.code.check is not Check.ORIGIN_RISK]
+    status = verdict.status.value
+    if status == "warning" and all(f.severity is not Severity.WARNING for f in chain):
+        status = "verified"  # every warning was an origin-risk signal: the chain checks themselves passed
     return {
-        "status": verdict.status.value,
+        "status": status,
         "findings": [
-            {"error": f.severity is Severity.ERROR, "message": f.th if lang == "th" else f.en}
-            for f in verdict.findings
+            {"error": f.severity is Severity.ERROR, "message": f.th if lang == "th" else f.en} for f in chain
         ],
+        "risk": risk_view(verdict.risk, lang, gettext),
     }
 
 

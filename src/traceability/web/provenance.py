@@ -51,6 +51,7 @@ from traceability.services.runtime import DbSession, Runtime
 from traceability.web.i18n import pick_lang, translations
 from traceability.web.negotiation import preferred
 from traceability.web.pages import render
+from traceability.web.risk_text import signal_texts
 
 router = APIRouter(tags=["public"])
 
@@ -149,6 +150,7 @@ def _page_context(
     anchor = provenance.latest_anchor
     own = provenance.code
     base = runtime.settings.public_base_url
+    risky = signal_texts(verdict.risk)
     return {
         "switch_url": request.url.path,
         "lot": {
@@ -172,7 +174,12 @@ def _page_context(
         ],
         "verdict": {
             "status": verdict.status,
-            "reasons": [{"text": r.th if th else r.en, "error": r.error} for r in verdict.reasons],
+            "reasons": [
+                {"text": r.th if th else r.en, "error": r.error}
+                for r in verdict.reasons
+                if not {r.th, r.en} & risky  # an origin-risk signal is shown once, under the risk line
+            ],
+            "risk": _risk(verdict, lang),
             "block": anchor.block_number if anchor else None,
             "tx": anchor.tx_hash if anchor else None,
             "tx_short": _short(anchor.tx_hash) if anchor else None,
@@ -214,6 +221,16 @@ def _page_context(
     }
 
 
+def _risk(verdict: PublicVerdict, lang: str) -> dict[str, Any] | None:
+    """The origin-risk line: the score and each warning in the signal's own words (written for buyers), or
+    None when there is no assessment (the chain did not answer): then the page says nothing about risk."""
+    risk = verdict.risk
+    if risk is None:
+        return None
+    texts = list(dict.fromkeys(s.th if lang == "th" else s.en for s in risk.signals))
+    return {"score": risk.score, "level": risk.level.value, "warnings": texts}
+
+
 def _text(text: str | None, lang: str) -> str | None:
     """Free text as recorded (farmers write Thai); on the English page with the glossary's English first and
     the Thai kept beside it, so a buyer can match it to the pack."""
@@ -243,6 +260,7 @@ def _page(request: Request, session: DbSession, runtime: Runtime, lot_code: str,
             provenance,
             confirmations=runtime.settings.confirmations,
             yield_tolerance=runtime.settings.yield_tolerance,
+            evidence_dir=runtime.settings.evidence_dir,
         )
         if registry is not None
         else PublicVerdict("unavailable", (), datetime.now(UTC))
