@@ -91,6 +91,10 @@ def _print_verdict(verdict: Verdict, as_json: bool) -> int:
         _print_json(verdict.to_json())
     else:
         print(f"lot {verdict.lot_code}: {verdict.status.value.upper()}")
+        if verdict.risk is not None:
+            risk = verdict.risk
+            why = ", ".join(risk.codes) if risk.signals else "no anomalies found"
+            print(f"  origin risk {risk.score}/100 ({risk.level.value}; from the {risk.basis}): {why}")
         marks = {Severity.OK: "ok   ", Severity.WARNING: "WARN ", Severity.ERROR: "FAIL "}
         for check in verdict.checks:
             print(f"  {marks[check.severity]} {check.check:<16} {check.en}")

@@ -90,6 +90,31 @@ def test_verify_exit_codes(settings, demo, capsys):
     assert code == 2 and "unknown lot" in err
 
 
+def test_the_demo_laundering_lot_is_flagged_by_trace_verify_and_honest_lots_stay_clean(settings, demo, capsys):
+    """The demo's สวมสิทธิ์ case: a trader's rice recorded as a second lot on a certified farmer's plot and merged
+    into a certified export lot. Chain, mass balance and the fixed yield ceiling all pass; origin risk does not."""
+    run(settings, capsys, "worker", "--once")
+    case = demo["laundering"]
+    code, out, _ = run(settings, capsys, "verify", case["lot"])
+    assert code == 1 and "WARNING" in out, out
+    assert "origin risk" in out and "capacity_exceeded" in out
+    code, out, _ = run(settings, capsys, "verify", case["lot"], "--json")
+    verdict = json.loads(out)
+    assert verdict["status"] == "warning" and verdict["risk"]["level"] == "high"
+    [signal] = [s for s in verdict["risk"]["signals"] if s["code"] == "capacity_exceeded"]
+    assert set(signal["lots"]) == set(case["lots"].split(",")) and signal["numbers"]["plot"] == case["plot"]
+    assert Decimal(signal["numbers"]["harvested_kg"]) > Decimal(signal["numbers"]["capacity_kg"])
+    reason = next(r for r in verdict["reasons"] if r["code"] == "capacity_exceeded")
+    assert reason["severity"] == "warning" and reason["check"] == "origin_risk"
+    assert {r["code"] for r in verdict["reasons"]} <= {"capacity_exceeded", "yield_outlier", "unusual_pattern"}
+    for lot in demo["lots"]:
+        if lot in {case["lot"], *case["lots"].split(",")}:
+            continue
+        code, out, _ = run(settings, capsys, "verify", lot, "--json")
+        risk = json.loads(out)["risk"]
+        assert risk["score"] == 0 and risk["signals"] == [], (lot, risk)
+
+
 def test_bundle_verifies_offline_and_tampering_shows(settings, demo, capsys, tmp_path, anvil):
     run(settings, capsys, "worker", "--once")
     code, out, _ = run(settings, capsys, "export", "proof", "NSN-VEG-2609-01A")

@@ -353,3 +353,9 @@ def test_seasons_are_named_as_thai_farmers_count_them() -> None:
     assert season_of(datetime(2025, 7, 1, tzinfo=ICT)) == "2025-wet"
     assert season_of(datetime(2025, 12, 1, tzinfo=ICT)) == "2026-dry"
     assert season_of(datetime(2026, 2, 1, tzinfo=ICT)) == "2026-dry"
+
+
+def test_every_risk_code_is_a_verdict_code_of_the_origin_risk_check() -> None:
+    from traceability.domain.findings import Check, Code
+
+    assert {c.value for c in RiskCode} == {c.value for c in Code if c.check is Check.ORIGIN_RISK}

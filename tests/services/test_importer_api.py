@@ -294,6 +294,26 @@ def test_an_anchored_certified_lot_is_verified_with_every_check_and_its_evidence
     assert risk["score"] == 0 and risk["level"] == "none" and risk["signals"] == []
 
 
+def test_the_demo_laundering_lot_is_flagged_by_the_verify_api_and_its_posted_bundle(demo, client, key):
+    """The trader's rice merged into a certified farmer's lot beyond the plot's capacity: the API's verdict
+    (learned from the ledger) and the verdict of its posted proof bundle (the bundle alone) both warn."""
+    case = demo.result.laundering
+    verdict = client.get(f"/api/v1/lots/{case['lot']}/verify", headers=bearer(key)).json()
+    assert verdict["status"] == "warning" and verdict["risk"]["basis"] == "ledger"
+    assert verdict["risk"]["score"] >= 70 and "capacity_exceeded" in verdict["risk"]["codes"]
+    [check] = [c for c in verdict["checks"] if c["code"] == "origin_risk"]
+    assert check["severity"] == "warning" and check["detail"]["score"] == verdict["risk"]["score"]
+    reason = next(r for r in verdict["reasons"] if r["code"] == "capacity_exceeded")
+    assert case["plot"] in reason["message"]["en"] and case["plot"] in reason["message"]["th"]
+    assert "F-0" not in reason["message"]["en"] + reason["message"]["th"]  # texts never name a farmer
+    bundle = client.get(f"/api/v1/lots/{case['lot']}/proof", headers=bearer(key))
+    posted = client.post("/api/v1/verify", content=bundle.content, headers=bearer(key)).json()
+    assert posted["status"] == "warning" and posted["risk"]["basis"] == "bundle"
+    assert "capacity_exceeded" in posted["risk"]["codes"]
+    honest = client.get(f"/api/v1/lots/{PACKED}/verify", headers=bearer(key)).json()
+    assert honest["risk"]["score"] == 0
+
+
 def test_an_uncertified_lot_is_a_warning_with_a_coded_reason_in_thai_and_english(client, key):
     verdict = client.get(f"/api/v1/lots/{MERGED}/verify", headers=bearer(key)).json()
     assert verdict["status"] == "warning"

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
 import pytest
-from alembic import command
 from PIL import Image, ImageDraw, ImageEnhance
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, select
 
 from factories import seed_parties
 from traceability.domain.photohash import NEAR, hamming
@@ -30,7 +26,7 @@ from traceability.services.choices import record_step
 from traceability.services.evidence import original_path, store_evidence
 from traceability.services.photos import perceptual_hash_of, photo_hashes, record_photo_hash
 from traceability.store import models
-from traceability.store.database import alembic_config, make_engine, migrate, transaction
+from traceability.store.database import transaction
 from traceability.store.repository import Repository
 
 ORIENTATION = 0x0112
@@ -257,43 +253,3 @@ def test_a_refused_photo_leaves_neither_event_nor_hash(db, farmer_f1, tmp_path):
             s.scalar(select(func.count()).select_from(models.Lot).where(models.Lot.code == "T-PHOTO-0002"))
             == 0
         )
-
-
-# --- the migration ---------------------------------------------------------------------------------------
-
-
-POSTGRES_URL = os.environ.get("TRACE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no migration run yet): a SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        sep = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def test_0006_creates_and_drops_the_photo_hashes_table(blank_url):
-    migrate(blank_url, "0005")
-    engine = make_engine(blank_url)
-    try:
-        assert "photo_hashes" not in inspect(engine).get_table_names()
-        migrate(blank_url, "0006")
-        columns = {c["name"]: c for c in inspect(engine).get_columns("photo_hashes")}
-        assert set(columns) == {"sha256", "phash", "created_at"}
-        assert not any(c["nullable"] for c in columns.values())
-        key = inspect(engine).get_pk_constraint("photo_hashes")
-        assert (key["name"], key["constrained_columns"]) == ("pk_photo_hashes", ["sha256"])
-        command.downgrade(alembic_config(blank_url), "0005")
-        assert "photo_hashes" not in inspect(engine).get_table_names()
-    finally:
-        engine.dispose()

@@ -190,3 +190,20 @@ def test_0004_downgrades_and_upgrades_again_keeping_the_plots(blank_url):
             assert conn.execute(text("SELECT count(*) FROM plots WHERE name IS NULL")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_0006_creates_and_drops_the_photo_hashes_table(blank_url):
+    migrate(blank_url, "0005")
+    engine = make_engine(blank_url)
+    try:
+        assert "photo_hashes" not in inspect(engine).get_table_names()
+        migrate(blank_url, "0006")
+        columns = {c["name"]: c for c in inspect(engine).get_columns("photo_hashes")}
+        assert set(columns) == {"sha256", "phash", "created_at"}
+        assert not any(c["nullable"] for c in columns.values())
+        key = inspect(engine).get_pk_constraint("photo_hashes")
+        assert (key["name"], key["constrained_columns"]) == ("pk_photo_hashes", ["sha256"])
+        command.downgrade(alembic_config(blank_url), "0005")
+        assert "photo_hashes" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
