@@ -90,9 +90,12 @@ def test_verify_exit_codes(settings, demo, capsys):
     assert code == 2 and "unknown lot" in err
 
 
-def test_the_demo_laundering_lot_is_flagged_by_trace_verify_and_honest_lots_stay_clean(settings, demo, capsys):
-    """The demo's สวมสิทธิ์ case: a trader's rice recorded as a second lot on a certified farmer's plot and merged
-    into a certified export lot. Chain, mass balance and the fixed yield ceiling all pass; origin risk does not."""
+def test_the_demo_laundering_lot_is_flagged_by_trace_verify_and_honest_lots_stay_clean(
+    settings, demo, capsys
+):
+    """The demo's สวมสิทธิ์ case: a trader's rice recorded as a second lot on a certified farmer's plot and
+    merged into a certified export lot. Chain, mass balance and the fixed yield ceiling all pass; origin risk
+    does not."""
     run(settings, capsys, "worker", "--once")
     case = demo["laundering"]
     code, out, _ = run(settings, capsys, "verify", case["lot"])
@@ -106,7 +109,8 @@ def test_the_demo_laundering_lot_is_flagged_by_trace_verify_and_honest_lots_stay
     assert Decimal(signal["numbers"]["harvested_kg"]) > Decimal(signal["numbers"]["capacity_kg"])
     reason = next(r for r in verdict["reasons"] if r["code"] == "capacity_exceeded")
     assert reason["severity"] == "warning" and reason["check"] == "origin_risk"
-    assert {r["code"] for r in verdict["reasons"]} <= {"capacity_exceeded", "yield_outlier", "unusual_pattern"}
+    allowed = {"capacity_exceeded", "yield_outlier", "unusual_pattern"}
+    assert {r["code"] for r in verdict["reasons"]} <= allowed
     for lot in demo["lots"]:
         if lot in {case["lot"], *case["lots"].split(",")}:
             continue
