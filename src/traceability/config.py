@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # the importer API), each with a burst of a tenth of a minute's worth (at least 10). Per process.
     public_rate_per_min: int = Field(default=120, ge=1, le=1_000_000)
     importer_rate_per_min: int = Field(default=600, ge=1, le=1_000_000)
+    # PostgreSQL connections per process. `trace serve` runs its routes in AnyIO's thread pool of 40, so
+    # pool + overflow = 40 lets no request wait for a connection; two servers and a worker (3 × 40 at most)
+    # fit PostgreSQL's default max_connections of 100 only while the overflow is not all in use at once.
+    db_pool_size: int = Field(default=20, ge=1, le=500)
+    db_max_overflow: int = Field(default=20, ge=0, le=1000)
 
     @field_validator("public_base_url")
     @classmethod

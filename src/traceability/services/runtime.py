@@ -139,7 +139,11 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return self._engine or make_engine(self.settings.effective_database_url)
+        return self._engine or make_engine(
+            self.settings.effective_database_url,
+            pool_size=self.settings.db_pool_size,
+            max_overflow=self.settings.db_max_overflow,
+        )
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
