@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from traceability.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
@@ -113,8 +114,16 @@ async def create_event(
     Retries are safe: send the same `Idempotency-Key` (or the same `event_id`) with the same body and get the
     stored event back with 200; the first time answers 201; the same key or id with another body is 409."""
     data = read_json(await request.body())
-    recorded = submit_event(
-        session, principal, data, id_base=runtime.settings.id_base, idempotency_key=idempotency_key
+    # The database work runs on a worker thread, never on the event loop: a request waiting for a row lock
+    # (another request appending to the same lot) must not stop the loop, or the request holding that lock
+    # could never reach its commit (which the session dependency runs on a worker thread too).
+    recorded = await run_in_threadpool(
+        submit_event,
+        session,
+        principal,
+        data,
+        id_base=runtime.settings.id_base,
+        idempotency_key=idempotency_key,
     )
     return JSONResponse(_read(recorded).model_dump(), status_code=201 if recorded.created else 200)
 
@@ -161,7 +170,9 @@ async def create_events(
     body = read_json(await request.body())
     if not isinstance(body, dict) or set(body) != {"events"}:
         raise InvalidInput('the body is {"events": [...]}', code="invalid_batch")
-    recorded = submit_batch(session, principal, body["events"], id_base=runtime.settings.id_base)
+    recorded = await run_in_threadpool(  # off the event loop, as create_event
+        submit_batch, session, principal, body["events"], id_base=runtime.settings.id_base
+    )
     created = any(r.created for r in recorded)
     return JSONResponse(
         BatchRead(events=[_read(r) for r in recorded]).model_dump(), status_code=201 if created else 200

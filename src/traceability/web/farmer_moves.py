@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
@@ -645,17 +646,25 @@ def _show(move: Move) -> Callable[..., Response]:
 def _record(move: Move) -> Callable[..., Any]:
     async def record(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
         values = await _posted(request)
-        lang = pick_lang(values.get("lang"))
-        signed_in = web_session(session, request, Role.FARMER)
-        if signed_in is None:
-            return to_sign_in(request, LOGIN_PATH, lang)
-        if not signed_in.checks(values.get("csrf")):
-            return forbidden(request, lang, move.path)
-        page = _page(request, session, runtime, move, lang, signed_in)
-        return _answer(page, session, runtime, {k: v for k, v in values.items() if k not in ("csrf", "lang")})
+        # The rest reads and writes the database: on a worker thread, never blocking the event loop (a row
+        # lock held by another request, whose commit needs the loop, would otherwise never be released).
+        return await run_in_threadpool(_recorded, move, request, session, runtime, values)
 
     record.__doc__ = f"Record a {move.kind} from its form: 303 to My lots, or the form again with a message."
     return record
+
+
+def _recorded(
+    move: Move, request: Request, session: DbSession, runtime: Runtime, values: dict[str, str]
+) -> Response:
+    lang = pick_lang(values.get("lang"))
+    signed_in = web_session(session, request, Role.FARMER)
+    if signed_in is None:
+        return to_sign_in(request, LOGIN_PATH, lang)
+    if not signed_in.checks(values.get("csrf")):
+        return forbidden(request, lang, move.path)
+    page = _page(request, session, runtime, move, lang, signed_in)
+    return _answer(page, session, runtime, {k: v for k, v in values.items() if k not in ("csrf", "lang")})
 
 
 def _answer(page: Page, session: DbSession, runtime: Runtime, values: dict[str, str]) -> Response:
