@@ -12,18 +12,27 @@ Hashes and ids are returned as 0x-prefixed hex strings; roots, ids and other byt
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
-from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.abi import (
+    event_abi_to_log_topic,
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    get_abi_output_types,
+)
 from eth_utils.address import to_checksum_address
 from eth_utils.conversions import hexstr_if_str, to_bytes
 from eth_utils.hexadecimal import decode_hex, encode_hex
 from web3 import Web3
+from web3._utils.method_formatters import receipt_formatter
 from web3.contract import Contract
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BlockNotFound, ContractLogicError
 from web3.types import EventData, FilterParams, LogReceipt
 
 from traceability.chain.artifacts import load_artifact
@@ -41,6 +50,7 @@ from traceability.chain.sender import (
     RevertDecoder,
     TxReceipt,
     TxSender,
+    _reverted,
     chain_errors,
     receipt_or_none,
     wait_for_receipt,
@@ -49,6 +59,7 @@ from traceability.errors import ChainError, ConfigurationError, TransactionFaile
 
 __all__ = [
     "AnchorReceipt",
+    "ChainRead",
     "ContractReverted",
     "ReceiptTimeout",
     "OfficerStatus",
@@ -95,6 +106,19 @@ class OfficerStatus:
         return started and (self.revoked_at == 0 or time < self.revoked_at)
 
 
+@dataclass(frozen=True)
+class ChainRead:
+    """One read for :meth:`TraceRegistry.read_many`: a JSON-RPC method and params, and how to turn the node's
+    raw ``result`` into what the one-at-a-time method returns (so a batch answers exactly as single calls do).
+    ``key`` names the read, so equal reads are sent once."""
+
+    key: Hashable
+    method: str
+    params: tuple[Any, ...]
+    decode: Callable[[Any], Any] = dataclasses.field(compare=False, repr=False)
+    decoder: RevertDecoder | None = dataclasses.field(default=None, compare=False, repr=False)
+
+
 def as_bytes32(value: bytes | str) -> bytes:
     """32 bytes from bytes or 0x hex; ValueError otherwise."""
     raw = hexstr_if_str(to_bytes, value)
@@ -136,6 +160,7 @@ class TraceRegistry:
         self.decoder = RevertDecoder(self.abi)
         self._chain_id: int | None = None
         self._events = {item["name"]: item for item in self.abi if item["type"] == "event"}
+        self._functions: dict[str, tuple[bytes, list[str], list[str]]] = {}
 
     @classmethod
     def deploy(
@@ -200,19 +225,6 @@ class TraceRegistry:
         """
         artifact = load_artifact("TraceRegistry")
         expected = decode_hex(artifact["deployedBytecode"])
-        with chain_errors(contract=self.address):
-            code = bytearray(self.w3.eth.get_code(self.address))
-        if len(code) != len(expected):
-            return False
-        for ranges in artifact["immutableReferences"].values():
-            for r in ranges:
-                start, end = int(r["start"]), int(r["start"]) + int(r["length"])
-                code[start:end] = expected[start:end]  # the artifact leaves immutables zero
-        if bytes(code) != expected:
-            return False
-        return self._has_own_domain()
-
-    def _has_own_domain(self) -> bool:
         probe = CertificationData(
             lot_code="is_trace_registry",
             certificate_hash=b"\x00" * 32,
@@ -222,12 +234,30 @@ class TraceRegistry:
             nonce=0,
             deadline=0,
         )
-        try:
-            digest = self.certification_digest(probe)
-            _fields, name, version, chain_id, verifying_contract, _salt, _ext = self._call("eip712Domain")
-        except ContractReverted:
-            return False  # e.g. an immutable holding a malformed short string
         ours = encode_hex(certification_digest(probe, self.chain_id, self.address))
+        # the code and the contract's own EIP-712 domain in one round trip
+        code_read = ChainRead(("code",), "eth_getCode", (self.address, "latest"), decode_hex)
+        digest_read = self._read_call("certificationDigest", probe.as_tuple(), post=encode_hex)
+        domain_read = self._read_call("eip712Domain")
+        answers = self.read_many([code_read, digest_read, domain_read])
+        if isinstance(answers[code_read.key], ChainError):
+            raise answers[code_read.key]
+        code = bytearray(answers[code_read.key])
+        if len(code) != len(expected):
+            return False
+        for ranges in artifact["immutableReferences"].values():
+            for r in ranges:
+                start, end = int(r["start"]), int(r["start"]) + int(r["length"])
+                code[start:end] = expected[start:end]  # the artifact leaves immutables zero
+        if bytes(code) != expected:
+            return False
+        digest, domain = answers[digest_read.key], answers[domain_read.key]
+        if isinstance(digest, ContractReverted) or isinstance(domain, ContractReverted):
+            return False  # e.g. an immutable holding a malformed short string
+        for answer in (digest, domain):
+            if isinstance(answer, ChainError):
+                raise answer
+        _fields, name, version, chain_id, verifying_contract, _salt, _ext = domain
         return (
             digest == ours
             and (name, version) == (DOMAIN_NAME, DOMAIN_VERSION)
@@ -246,6 +276,175 @@ class TraceRegistry:
                 return encode_hex(self.w3.eth.get_block(number)["hash"])
             except BlockNotFound:
                 return None
+
+    # ------------------------------------------------------------------ batched reads
+
+    #: Calls per JSON-RPC batch request (public nodes cap a batch; 500 keeps one lineage in a request or two).
+    batch_size = 500
+
+    def read_many(self, reads: Iterable[ChainRead]) -> dict[Hashable, Any]:
+        """Answer every read in as few round trips as the batch size allows: each answer by its read's key,
+        the value a single call would give, or the :class:`ChainError` that call would have raised (a node
+        that fails a whole batch fails each of its reads). Never raises for a read's sake.
+
+        Why not ``w3.batch_requests()``: web3 raises for the whole batch on the first read that fails (a
+        receipt that does not exist, a reverted call), losing every other answer; a verifier needs each
+        answer on its own, so the raw responses are decoded here, one by one."""
+        unique: dict[Hashable, ChainRead] = {}
+        for read in reads:
+            unique.setdefault(read.key, read)
+        pending = list(unique.values())
+        out: dict[Hashable, Any] = {}
+        for start in range(0, len(pending), self.batch_size):
+            chunk = pending[start : start + self.batch_size]
+            for read, answer in zip(chunk, self._send_batch(chunk), strict=True):
+                out[read.key] = answer
+        return out
+
+    def _send_batch(self, chunk: Sequence[ChainRead]) -> list[Any]:
+        requests = [(cast(Any, read.method), list(read.params)) for read in chunk]
+        provider = self.w3.provider
+        try:
+            with chain_errors(contract=self.address):
+                if hasattr(provider, "make_batch_request"):
+                    raw: Any = provider.make_batch_request(requests)
+                else:  # a provider without batches: one request per read, same answers
+                    raw = [provider.make_request(method, params) for method, params in requests]
+        except ChainError as exc:
+            return [exc] * len(chunk)
+        if not isinstance(raw, list) or len(raw) != len(chunk):
+            message = raw.get("error", {}).get("message") if isinstance(raw, dict) else None
+            failed = ChainError(
+                f"node refused the batch: {message or 'malformed answer'}", contract=self.address
+            )
+            return [failed] * len(chunk)
+        return [self._answer(read, response) for read, response in zip(chunk, raw, strict=True)]
+
+    def _answer(self, read: ChainRead, response: Any) -> Any:
+        """One raw JSON-RPC response as the single call's value or its ChainError."""
+        error = response.get("error") if isinstance(response, dict) else {"message": "malformed answer"}
+        try:
+            if error:
+                message = str(error.get("message", error))
+                data = error.get("data")
+                if read.method == "eth_call" and ("revert" in message.lower() or data):
+                    raise _reverted(
+                        ContractLogicError(message, data=data if isinstance(data, str) else None),
+                        read.decoder,
+                        None,
+                        self.address,
+                    )
+                if read.method == "eth_getTransactionReceipt" and "indexing" in message.lower():
+                    return None  # as receipt_or_none: not known yet
+                raise ChainError(f"node refused: {message}", contract=self.address)
+            with chain_errors(contract=self.address, decoder=read.decoder):
+                return read.decode(response.get("result"))
+        except ChainError as exc:
+            return exc
+        except (ValueError, TypeError, KeyError, AttributeError, DecodingError) as exc:  # does not decode
+            return ChainError(f"unreadable answer to {read.method}: {exc}", contract=self.address)
+
+    def read_head(self) -> ChainRead:
+        """:meth:`head` as a batch read."""
+        return ChainRead(("head",), "eth_blockNumber", (), lambda r: int(r, 16))
+
+    def read_block_hash(self, number: int) -> ChainRead:
+        """:meth:`block_hash` as a batch read (None if the chain is not that long)."""
+
+        def decode(result: Any) -> str | None:
+            return None if result is None else encode_hex(decode_hex(result["hash"]))
+
+        return ChainRead(("block", number), "eth_getBlockByNumber", (hex(number), False), decode)
+
+    def read_anchor_in_transaction(self, tx_hash: str, root: bytes | str) -> ChainRead:
+        """:meth:`anchor_in_transaction` as a batch read."""
+        root32 = as_bytes32(root)
+
+        def decode(result: Any) -> AnchorReceipt | None:
+            if result is None:
+                return None
+            receipt = TxReceipt.from_web3(receipt_formatter(result))
+            return None if receipt.status != 1 else self._anchor_in_receipt(receipt, root32)
+
+        key = ("receipt", tx_hash, encode_hex(root32))
+        return ChainRead(key, "eth_getTransactionReceipt", (tx_hash,), decode)
+
+    def _read_call(self, name: str, *args: Any, post: Callable[[Any], Any] = lambda v: v) -> ChainRead:
+        """A view function of the contract as a batch read; ``post`` shapes the value as the method does."""
+        selector, inputs, types = self._function(name)
+        data = encode_hex(selector + abi_encode(inputs, args))
+
+        def decode(result: Any) -> Any:
+            values = abi_decode(types, decode_hex(result))
+            return post(values[0] if len(values) == 1 else values)
+
+        call = {"to": self.address, "data": data}
+        return ChainRead(("call", name, data), "eth_call", (call, "latest"), decode, self.decoder)
+
+    def _function(self, name: str) -> tuple[bytes, list[str], list[str]]:
+        """The selector, input and output types of the view function ``name``, worked out once: web3's own
+        encoder re-validates the whole ABI on every call (about 3 ms each, most of a long lineage's time)."""
+        known = self._functions.get(name)
+        if known is None:
+            (abi,) = [item for item in self.abi if item["type"] == "function" and item["name"] == name]
+            known = (
+                function_abi_to_4byte_selector(cast(Any, abi)),
+                get_abi_input_types(cast(Any, abi)),
+                get_abi_output_types(cast(Any, abi)),
+            )
+            self._functions[name] = known
+        return known
+
+    def read_anchored_at(self, root: bytes | str) -> ChainRead:
+        return self._read_call("anchoredAt", as_bytes32(root), post=int)
+
+    def read_verify_event(
+        self, event_hash: bytes | str, proof: Sequence[bytes] | Sequence[str], root: bytes | str
+    ) -> ChainRead:
+        return self._read_call(
+            "verifyEvent", as_bytes32(event_hash), [as_bytes32(p) for p in proof], as_bytes32(root), post=bool
+        )
+
+    def read_certification_of(self, cert_id: bytes | str) -> ChainRead:
+        raw = as_bytes32(cert_id)
+        return self._read_call("certificationOf", raw, post=lambda v: _certification_record(raw, v))
+
+    def read_is_valid(self, cert_id: bytes | str) -> ChainRead:
+        return self._read_call("isValid", as_bytes32(cert_id), post=bool)
+
+    def read_officer_status(self, authority: bytes | str, officer: str) -> ChainRead:
+        return self._read_call(
+            "officerStatus", as_bytes32(authority), to_checksum_address(officer), post=_officer_status
+        )
+
+    def read_is_officer_at(self, authority: bytes | str, officer: str, time: int) -> ChainRead:
+        return self._read_call(
+            "isOfficerAt", as_bytes32(authority), to_checksum_address(officer), time, post=bool
+        )
+
+    def read_authority_admin_since(self, authority: bytes | str) -> ChainRead:
+        return self._read_call("authorityAdminSince", as_bytes32(authority), post=int)
+
+    def read_authority_added_at(self, authority: bytes | str) -> ChainRead:
+        return self._read_call("authorityAddedAt", as_bytes32(authority), post=int)
+
+    def anchored_at_many(self, roots: Iterable[bytes | str]) -> dict[str, int]:
+        """:meth:`anchored_at` of every root (0x hex keys), batched; ChainError if any read failed."""
+        reads = {encode_hex(as_bytes32(r)): self.read_anchored_at(r) for r in roots}
+        return _all_or_raise(reads, self.read_many(reads.values()))
+
+    def block_hashes(self, numbers: Iterable[int]) -> dict[int, str | None]:
+        """:meth:`block_hash` of every block number, batched; ChainError if any read failed."""
+        reads = {n: self.read_block_hash(n) for n in numbers}
+        return _all_or_raise(reads, self.read_many(reads.values()))
+
+    def verify_events(
+        self, items: Sequence[tuple[bytes | str, Sequence[bytes] | Sequence[str], bytes | str]]
+    ) -> list[bool]:
+        """:meth:`verify_event` of every (event hash, proof, root), batched, in order."""
+        reads = {n: self.read_verify_event(*item) for n, item in enumerate(items)}
+        answers = _all_or_raise(reads, self.read_many(reads.values()))
+        return [bool(answers[n]) for n in range(len(items))]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -519,10 +718,8 @@ class TraceRegistry:
         )
 
     def officer_status(self, authority: bytes | str, officer: str) -> OfficerStatus:
-        valid_from, revoked_at, added_at = self._call(
-            "officerStatus", as_bytes32(authority), to_checksum_address(officer)
-        )
-        return OfficerStatus(int(valid_from), int(revoked_at), int(added_at))
+        answer = self._call("officerStatus", as_bytes32(authority), to_checksum_address(officer))
+        return _officer_status(answer)
 
     def is_officer_at(self, authority: bytes | str, officer: str, time: int) -> bool:
         return bool(self._call("isOfficerAt", as_bytes32(authority), to_checksum_address(officer), time))
@@ -578,19 +775,41 @@ class TraceRegistry:
         authority's admin. A revocation by the officer's key at or after the officer's own revocation time is
         kept here but void: :meth:`is_valid` is the verdict.
         """
-        (lot, certificate_hash, authority, officer, expires, issued_at, revoked_at, revoked_by,
-         revoked_by_admin) = self._call("certificationOf", as_bytes32(cert_id))  # fmt: skip
-        if int(issued_at) == 0:
-            return None
-        return {
-            "id": encode_hex(as_bytes32(cert_id)),
-            "lot": encode_hex(lot),
-            "certificate_hash": encode_hex(certificate_hash),
-            "authority": encode_hex(authority),
-            "officer": to_checksum_address(officer),
-            "expires": int(expires),
-            "issued_at": int(issued_at),
-            "revoked_at": int(revoked_at),
-            "revoked_by": _address_or_none(str(revoked_by)),
-            "revoked_by_admin": bool(revoked_by_admin),
-        }
+        raw = as_bytes32(cert_id)
+        return _certification_record(raw, self._call("certificationOf", raw))
+
+
+def _certification_record(cert_id: bytes, values: Any) -> dict[str, Any] | None:
+    """``certificationOf``'s answer as :meth:`TraceRegistry.certification_of` returns it."""
+    (lot, certificate_hash, authority, officer, expires, issued_at, revoked_at, revoked_by,
+     revoked_by_admin) = values  # fmt: skip
+    if int(issued_at) == 0:
+        return None
+    return {
+        "id": encode_hex(cert_id),
+        "lot": encode_hex(lot),
+        "certificate_hash": encode_hex(certificate_hash),
+        "authority": encode_hex(authority),
+        "officer": to_checksum_address(officer),
+        "expires": int(expires),
+        "issued_at": int(issued_at),
+        "revoked_at": int(revoked_at),
+        "revoked_by": _address_or_none(str(revoked_by)),
+        "revoked_by_admin": bool(revoked_by_admin),
+    }
+
+
+def _officer_status(values: Any) -> OfficerStatus:
+    valid_from, revoked_at, added_at = values
+    return OfficerStatus(int(valid_from), int(revoked_at), int(added_at))
+
+
+def _all_or_raise(reads: dict[Any, ChainRead], answers: dict[Hashable, Any]) -> dict[Any, Any]:
+    """The answers by the caller's own keys; the first ChainError among them raised."""
+    out = {}
+    for key, read in reads.items():
+        answer = answers[read.key]
+        if isinstance(answer, ChainError):
+            raise answer
+        out[key] = answer
+    return out

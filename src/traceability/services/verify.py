@@ -24,12 +24,19 @@ per harvest its yield per rai, per certification its signer and status; all from
 the checks (one ``anchoredAt`` per root, one receipt per anchoring transaction, one ``certificationOf`` and
 one ``isValid`` per certification), so the evidence costs no request of its own but ``certificationOf``.
 ``docs/verification.md`` documents it field by field.
+
+The chain is asked in JSON-RPC batches (issue 9): the bundle is first read and checked locally (hashes,
+events, the lineage), then every chain read the judgement needs (distinct transactions, blocks and roots, each
+event's ``verifyEvent``, each certification's record and validity) is sent in batches of up to
+``TraceRegistry.batch_size`` calls, then the judgement runs in the bundle's order on the answers, so the
+verdict is the one the one-call-at-a-time verifier gave and its round trips grow with batches, not events. A
+read that fails (the node went away, a receipt it does not know) fails only what depended on it, as before.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -39,8 +46,8 @@ from babel.dates import format_date
 from pydantic import ValidationError
 
 from traceability.chain.eip712 import CertificationData, authority_id, certification_digest, recover_signer
-from traceability.chain.registry import AnchorReceipt, TraceRegistry
-from traceability.domain.bundle import BundleAnchor, BundleCertification, ProofBundle
+from traceability.chain.registry import AnchorReceipt, ChainRead, OfficerStatus, TraceRegistry
+from traceability.domain.bundle import BundleAnchor, BundleCertification, BundleEvent, ProofBundle
 from traceability.domain.epcis import from_epcis
 from traceability.domain.events import Certification, Event, Planting, Revocation, lots_touched
 from traceability.domain.evidence import (
@@ -91,14 +98,52 @@ def parse_bundle(bundle: ProofBundle | Mapping[str, Any]) -> ProofBundle:
         raise InvalidInput(f"not a proof bundle this verifier reads: {problems}") from exc
 
 
+class _Answers:
+    """The chain's answers, fetched ahead in JSON-RPC batches (``TraceRegistry.read_many``) so a lineage
+    costs a few round trips however many events it has. Asking for a read that was not fetched ahead sends it
+    on its own (correct, only slower). A read whose request failed raises its ChainError each time it is
+    asked, as the single call did."""
+
+    def __init__(self, registry: TraceRegistry) -> None:
+        self.registry = registry
+        self.known: dict[Hashable, Any] = {}
+
+    def fetch(self, reads: Iterable[ChainRead]) -> None:
+        wanted = [r for r in reads if r.key not in self.known]
+        if wanted:
+            self.known.update(self.registry.read_many(wanted))
+
+    def __call__(self, read: ChainRead) -> Any:
+        if read.key not in self.known:
+            self.fetch([read])
+        answer = self.known[read.key]
+        if isinstance(answer, ChainError):
+            raise answer
+        return answer
+
+
 @dataclass
 class _ChainCache:
-    """Chain answers a bundle needs more than once (one root serves a whole batch)."""
+    """Chain answers a bundle needs more than once (one root serves a whole batch), and the batched answers
+    they are judged from (None without a registry)."""
 
     head: int = 0
     roots: dict[str, bool] = field(default_factory=dict)
     anchored_at: dict[str, int] = field(default_factory=dict)
     transactions: dict[tuple[str, str], AnchorReceipt | None] = field(default_factory=dict)
+    ask: _Answers | None = None
+
+
+@dataclass
+class _Local:
+    """One bundle event as read locally, before the chain is asked anything: its recomputed hash and the
+    event, or why it could not be read."""
+
+    ref: str
+    item: BundleEvent
+    recomputed: str | None
+    event: Event | None
+    error: Exception | None = None
 
 
 @dataclass
@@ -153,21 +198,25 @@ def verify_bundle(
                 lot_code, [problem], [summary], registry=_trusted(registry), checked_at=checked_at
             )
 
-    entries: list[LedgerEntry] = []
-    reads: list[_Read] = []
+    # 1. Everything that needs no chain: hashes, events, the lineage.
+    local = [_read_local(n, item) for n, item in enumerate(parsed.events)]
+    entries = [LedgerEntry(r.recomputed, r.event) for r in local if r.event is not None and r.recomputed]
+    lineage_lots = ancestry(lot_code, entries)
+    lineage = [e for e in entries if set(lots_touched(e.event)) & lineage_lots]
+    # 2. Every chain read those need, in a few batched round trips.
     cache = _ChainCache()
-    try:
-        cache.head = registry.head() if registry is not None else 0
-    except ChainError:
-        cache.head = 0
-    for n, item in enumerate(parsed.events):
-        body = item.epcis
-        event_ref = str(body.get("eventID", f"#{n}")).removeprefix("urn:uuid:")
-        recomputed: str | None = None
+    if registry is not None:
+        cache.ask = _prefetch(registry, local, lineage)
         try:
-            recomputed = hash_hex(event_hash(body))
-            event = from_epcis(body)
-        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            cache.head = cache.ask(registry.read_head())
+        except ChainError:
+            cache.head = 0
+    # 3. Judge, in the bundle's order, with the answers.
+    entries = []
+    reads: list[_Read] = []
+    for r in local:
+        item, event_ref, recomputed, event = r.item, r.ref, r.recomputed, r.event
+        if event is None:
             # An altered body may no longer even be an event this service emits: that is a finding about
             # this event, not a reason to stop checking the others.
             findings.append(
@@ -176,13 +225,14 @@ def verify_bundle(
                     Severity.ERROR,
                     f"บันทึก {event_ref} ถูกแก้ไขจนอ่านไม่ได้แล้ว จึงเชื่อถือไม่ได้",
                     f"The record {event_ref} has been altered so that it can no longer be read, so it cannot "
-                    f"be trusted ({str(exc)[:200]})",
+                    f"be trusted ({str(r.error)[:200]})",
                     event_id=event_ref,
                 )
             )
-            kind = str(body.get("tt:kind", "")).rsplit("#", 1)[-1] or None
+            kind = str(item.epcis.get("tt:kind", "")).rsplit("#", 1)[-1] or None
             reads.append(_Read(event_ref, item.hash, recomputed, None, _unchecked(item.anchor), kind))
             continue
+        assert recomputed is not None
         if recomputed != item.hash:
             name_th, name_en = event_name(event)
             findings.append(
@@ -234,7 +284,7 @@ def verify_bundle(
     moved = mass_balance(in_lineage, lots)
     yields = plausible_yield(in_lineage, yield_tolerance)
     findings += links.findings + moved.findings + yields.findings
-    certified = _check_certifications(parsed, in_lineage, registry, admin_change_window_s)
+    certified = _check_certifications(parsed, in_lineage, registry, admin_change_window_s, cache.ask)
     findings += certified.findings
     n_valid = certified.valid
     if n_valid == 0 and not any(f.severity is Severity.ERROR for f in certified.findings):
@@ -315,6 +365,80 @@ def verify_bundle(
         checked_at=checked_at,
         risk=risk,
     )
+
+
+def _read_local(n: int, item: BundleEvent) -> _Local:
+    """Hash and read one bundle event (no chain)."""
+    body = item.epcis
+    event_ref = str(body.get("eventID", f"#{n}")).removeprefix("urn:uuid:")
+    recomputed: str | None = None
+    try:
+        recomputed = hash_hex(event_hash(body))
+        return _Local(event_ref, item, recomputed, from_epcis(body))
+    except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        return _Local(event_ref, item, recomputed, None, exc)
+
+
+def _prefetch(registry: TraceRegistry, local: list[_Local], lineage: list[LedgerEntry]) -> _Answers:
+    """Fetch every chain read the judgement will ask for, in batches: the head; per distinct anchoring
+    transaction its receipt, per distinct block its hash, per distinct root ``anchoredAt``; per event whose
+    Merkle proof holds ``verifyEvent``; per certification of the lineage its record, ``isValid``, its
+    authority's admin change and its officer's status; then, for certifications the contract calls invalid,
+    what explains why. A read the judgement turns out not to need costs no round trip of its own."""
+    ask = _Answers(registry)
+    reads: list[ChainRead] = [registry.read_head()]
+    for r in local:
+        anchor = r.item.anchor
+        if r.event is None or r.recomputed is None or anchor is None:
+            continue
+        try:
+            proof = [from_hex(p) for p in anchor.proof]
+            if not verify_proof(from_hex(r.recomputed), proof, from_hex(anchor.root)):
+                continue
+            reads += [
+                registry.read_anchor_in_transaction(anchor.tx_hash, anchor.root),
+                registry.read_block_hash(anchor.block_number),
+                registry.read_anchored_at(anchor.root),
+                registry.read_verify_event(from_hex(r.recomputed), proof, from_hex(anchor.root)),
+            ]
+        except ValueError:
+            continue  # malformed: the judgement reports it without asking the chain
+    certs = [e.event for e in lineage if isinstance(e.event, Certification)]
+    for cert in certs:
+        try:
+            authority = authority_id(cert.authority)
+            reads += [
+                registry.read_certification_of(cert.cert_id),
+                registry.read_is_valid(cert.cert_id),
+                registry.read_authority_admin_since(authority),
+                registry.read_authority_added_at(authority),
+                registry.read_officer_status(authority, cert.officer),
+            ]
+        except ValueError:
+            continue
+    ask.fetch(reads)
+    ask.fetch(_why_reads(registry, certs, ask))
+    return ask
+
+
+def _why_reads(registry: TraceRegistry, certs: list[Certification], ask: _Answers) -> list[ChainRead]:
+    """The reads :func:`_why_invalid` makes for the certifications the contract said are not valid."""
+    reads: list[ChainRead] = []
+    for cert in certs:
+        try:
+            if ask(registry.read_is_valid(cert.cert_id)):
+                continue
+            record = ask(registry.read_certification_of(cert.cert_id))
+        except (ChainError, ValueError):
+            continue
+        if record is None:
+            continue
+        reads.append(
+            registry.read_is_officer_at(record["authority"], record["officer"], int(record["issued_at"]))
+        )
+        if record["revoked_at"] and record["revoked_by"] is not None:
+            reads.append(registry.read_officer_status(record["authority"], record["revoked_by"]))
+    return reads
 
 
 def _event_evidence(reads: list[_Read], links: list[PrevLink], lots: set[str]) -> tuple[EventEvidence, ...]:
@@ -431,10 +555,11 @@ def _check_anchor(
         ), _unchecked(anchor, merkle_ok=True)
     seen = _unchecked(anchor, merkle_ok=True)
     assert seen is not None
+    ask = cache.ask or _Answers(registry)
     try:
         key = (anchor.tx_hash, anchor.root)
         if key not in cache.transactions:
-            cache.transactions[key] = registry.anchor_in_transaction(anchor.tx_hash, anchor.root)
+            cache.transactions[key] = ask(registry.read_anchor_in_transaction(anchor.tx_hash, anchor.root))
         emitted = cache.transactions[key]
         if emitted is None or (emitted.block_number, emitted.block_hash.lower()) != (
             anchor.block_number,
@@ -452,11 +577,11 @@ def _check_anchor(
                 block_number=anchor.block_number,
             ), _with(seen, cache, anchor.root, included=False)
         if anchor.root not in cache.roots:
-            canonical = registry.block_hash(anchor.block_number)
-            cache.anchored_at[anchor.root] = registry.anchored_at(anchor.root)
+            canonical = ask(registry.read_block_hash(anchor.block_number))
+            cache.anchored_at[anchor.root] = ask(registry.read_anchored_at(anchor.root))
             cache.roots[anchor.root] = cache.anchored_at[anchor.root] > 0 and canonical == anchor.block_hash
-        included = cache.roots[anchor.root] and registry.verify_event(
-            from_hex(event_hash_hex), proof, from_hex(anchor.root)
+        included = cache.roots[anchor.root] and bool(
+            ask(registry.read_verify_event(from_hex(event_hash_hex), proof, from_hex(anchor.root)))
         )
     except ChainError as exc:
         return finding(
@@ -531,13 +656,16 @@ def _check_certifications(
     entries: list[LedgerEntry],
     registry: TraceRegistry | None,
     admin_change_window_s: int,
+    ask: _Answers | None = None,
 ) -> _Certified:
     out = _Certified()
     certs = [e.event for e in entries if isinstance(e.event, Certification)]
     revocations = {e.event.cert_id: e.event for e in entries if isinstance(e.event, Revocation)}
     signed = {c.id: c for c in bundle.certifications}
+    if registry is not None and ask is None:
+        ask = _Answers(registry)
     for cert in certs:
-        checked = _certification_check(cert, signed.get(cert.cert_id), registry)
+        checked = _certification_check(cert, signed.get(cert.cert_id), registry, ask)
         if checked.problem is None:
             origins = _origin_authorities(cert.lot_code, entries)
             if origins != {cert.authority}:
@@ -588,8 +716,8 @@ def _check_certifications(
             )
             continue
         out.valid += 1
-        assert registry is not None  # a certification is valid only when checked against the chain
-        warning = _admin_change_warning(cert, registry, admin_change_window_s)
+        assert registry is not None and ask is not None  # valid only when checked against the chain
+        warning = _admin_change_warning(cert, registry, admin_change_window_s, ask)
         if warning is not None:
             out.findings.append(warning)
     return out
@@ -599,12 +727,17 @@ def _tx_hash(signed: BundleCertification | None) -> str | None:
     return signed.tx_hash if signed is not None else None
 
 
-def _admin_change_warning(cert: Certification, registry: TraceRegistry, window_s: int) -> Finding | None:
+def _admin_change_warning(
+    cert: Certification, registry: TraceRegistry, window_s: int, ask: _Answers
+) -> Finding | None:
+    authority = authority_id(cert.authority)
     try:
-        changed_at = registry.authority_admin_changed_at(authority_id(cert.authority))
-        if changed_at is None:
+        # TraceRegistry.authority_admin_changed_at, from the batched answers
+        since = int(ask(registry.read_authority_admin_since(authority)))
+        if since <= int(ask(registry.read_authority_added_at(authority))):
             return None
-        added_at = registry.officer_status(authority_id(cert.authority), cert.officer).added_at
+        changed_at = since
+        added_at = ask(registry.read_officer_status(authority, cert.officer)).added_at
     except ChainError:
         return None  # the validity check above already spoke to the chain; this warning is best effort
     if not changed_at <= added_at <= changed_at + window_s:
@@ -624,9 +757,12 @@ def _admin_change_warning(cert: Certification, registry: TraceRegistry, window_s
 
 
 def _certification_check(
-    cert: Certification, signed: BundleCertification | None, registry: TraceRegistry | None
+    cert: Certification,
+    signed: BundleCertification | None,
+    registry: TraceRegistry | None,
+    ask: _Answers | None,
 ) -> _CertCheck:
-    if registry is None:
+    if registry is None or ask is None:
         return _CertCheck(
             (
                 Code.CERTIFICATION_UNCHECKED,
@@ -682,10 +818,10 @@ def _certification_check(
             signer,
         )
     try:
-        record = registry.certification_of(cert.cert_id)
-        if registry.is_valid(cert.cert_id):
+        record = ask(registry.read_certification_of(cert.cert_id))
+        if ask(registry.read_is_valid(cert.cert_id)):
             return _CertCheck(None, CertStatus.VALID, signer, record)
-        return _why_invalid(cert, record, registry, signer)
+        return _why_invalid(cert, record, registry, signer, ask)
     except ChainError as exc:
         return _CertCheck(
             (
@@ -699,7 +835,11 @@ def _certification_check(
 
 
 def _why_invalid(
-    cert: Certification, record: dict[str, Any] | None, registry: TraceRegistry, signer: str | None
+    cert: Certification,
+    record: dict[str, Any] | None,
+    registry: TraceRegistry,
+    signer: str | None,
+    ask: _Answers,
 ) -> _CertCheck:
     """The contract's ``isValid`` said no: its record says why, in the contract's own order (a revocation that
     stands; an officer not valid when it was issued; else it has expired)."""
@@ -714,7 +854,7 @@ def _why_invalid(
             signer,
         )
     if record["revoked_at"]:
-        stands = record["revoked_by_admin"] or _officer_revocation_stands(record, registry)
+        stands = record["revoked_by_admin"] or _officer_revocation_stands(record, registry, ask)
         if stands:
             day_th, day_en = _day(int(record["revoked_at"]))
             return _CertCheck(
@@ -727,7 +867,7 @@ def _why_invalid(
                 signer,
                 record,
             )
-    if not registry.is_officer_at(record["authority"], record["officer"], int(record["issued_at"])):
+    if not ask(registry.read_is_officer_at(record["authority"], record["officer"], int(record["issued_at"]))):
         return _CertCheck(
             (
                 Code.CERTIFICATION_INVALID,
@@ -771,12 +911,12 @@ def _day(seconds: int) -> tuple[str, str]:
     )
 
 
-def _officer_revocation_stands(record: dict[str, Any], registry: TraceRegistry) -> bool:
+def _officer_revocation_stands(record: dict[str, Any], registry: TraceRegistry, ask: _Answers) -> bool:
     """A revocation by the issuing officer's key counts only if made before that officer was revoked (from
     then on the key may be a thief's): the contract's ``_revocationStands``."""
     if record["revoked_by"] is None:
         return False
-    status = registry.officer_status(record["authority"], record["revoked_by"])
+    status: OfficerStatus = ask(registry.read_officer_status(record["authority"], record["revoked_by"]))
     return status.revoked_at == 0 or int(record["revoked_at"]) < status.revoked_at
 
 
