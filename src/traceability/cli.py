@@ -196,10 +196,15 @@ def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
             print(f"... {message}", flush=True)
 
     report: dict[str, Any] = {}
-    if args.only != "web":
+    if args.only in (None, "ledger"):
         report |= run_bench(sizes=args.sizes, events=args.events, batch_max=rt.settings.batch_max)
-    if args.only != "ledger":
+    if args.only in (None, "web"):
         report |= page_and_verify_latency(clients=args.clients, per_client=args.requests, progress=progress)
+    if args.only in (None, "scaling"):
+        from traceability.services.bench_verify import verify_scaling
+
+        progress(f"verifying lineages of {', '.join(map(str, args.lineages))} events")
+        report["scaling"] = verify_scaling(args.lineages)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -234,6 +239,13 @@ def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
             )
         b = report["page_bytes"]
         print(f"  provenance page: {b['html']} B HTML + {b['css']} B CSS = {b['total']} B")
+    if "scaling" in report:
+        print("verifying a lot's proof bundle by lineage length (JSON-RPC round trips, bundle bytes):")
+        for n, row in report["scaling"].items():
+            print(
+                f"  {n:>6} events: {row['ms']:>9.1f} ms  {row['rpc_calls']:>3} round trips  "
+                f"{row['bundle_bytes']} B"
+            )
     return 0
 
 
@@ -708,9 +720,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--events", type=int, default=2048, help="events for the throughput run")
     s.add_argument(
         "--only",
-        choices=("ledger", "web"),
-        help="only the ledger figures (gas, throughput) or only the web ones (provenance page and verify "
-        "latency under concurrent clients, page bytes)",
+        choices=("ledger", "web", "scaling"),
+        help="only the ledger figures (gas, throughput), only the web ones (provenance page and verify "
+        "latency under concurrent clients, page bytes), or only verification's cost by lineage length",
+    )
+    s.add_argument(
+        "--lineages",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[10, 100, 1000],
+        help="lineage lengths (events) for the scaling figures",
     )
     s.add_argument("--clients", type=int, default=32, help="concurrent clients for the web figures")
     s.add_argument("--requests", type=int, default=20, help="requests per client for the web figures")

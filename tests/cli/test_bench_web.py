@@ -21,3 +21,13 @@ def test_web_figures_are_measured_against_a_served_lineage_of_twenty_events(tmp_
         assert 0 < figures["p50"] <= figures["p99"]
         assert figures["client"]["p50"] >= figures["p50"]  # the client's time includes the server's
     assert 5_000 < report["page_bytes"]["total"] <= 30 * 1024
+
+
+def test_scaling_figures_verify_longer_lineages_in_the_same_round_trips(tmp_path, capsys):
+    code = main(["bench", "--only", "scaling", "--json", "--lineages", "4,16"], Settings(var_dir=tmp_path))
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and set(report) == {"scaling"}
+    short, long = report["scaling"]["4"], report["scaling"]["16"]
+    assert short["rpc_calls"] == long["rpc_calls"] <= 5  # round trips grow with batches, not events
+    assert 3 * short["bundle_bytes"] < long["bundle_bytes"]  # the bundle grows with the events it carries
+    assert 0 < short["ms"] and 0 < long["ms"]

@@ -158,3 +158,16 @@ def _seed(sessions: Any, registry: TraceRegistry, sizes: Sequence[int]) -> dict[
 
 
 __all__ = ["SIZES", "CountingProvider", "lineage", "scaling"]
+
+
+def verify_scaling(sizes: Sequence[int] = SIZES, *, runs: int = 3) -> dict[str, dict[str, Any]]:
+    """:func:`scaling` on an Anvil node and a TraceRegistry of its own, in a temporary directory: what
+    `trace bench` reports under ``scaling``."""
+    import tempfile
+
+    from traceability.chain.devnode import AnvilNode
+    from traceability.services.runtime import make_web3
+
+    with tempfile.TemporaryDirectory(prefix="trace-bench-verify-") as tmp, AnvilNode() as node:
+        registry = TraceRegistry.deploy(make_web3(node.rpc_url), Account.from_key(ANVIL_DEV_KEY))
+        return scaling(registry, node.rpc_url, Path(tmp), sizes=sizes, runs=runs)
