@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from sqlalchemy.orm import Session
 
 from traceability.chain.devnode import AnvilNode
 from traceability.chain.registry import TraceRegistry
@@ -27,6 +28,7 @@ from traceability.services.events import record_event
 from traceability.services.parties import enrol_authority, enrol_farmer, enrol_plot
 from traceability.services.runtime import make_web3
 from traceability.store.database import make_engine, make_sessionmaker, migrate, transaction
+from traceability.store.models import Farmer
 
 DEFAULT_BATCH = 256
 
@@ -41,6 +43,20 @@ def gas_by_batch_size(registry: TraceRegistry, sizes: list[int]) -> list[dict[st
     return rows
 
 
+def bench_farmer(session: Session, *, authority: str, farmer: str, phone: str) -> Farmer:
+    """A test authority (its admin the Anvil dev account) and one farmer of it, for a benchmark's ledger."""
+    auth = enrol_authority(
+        session,
+        code=authority,
+        name_th="อบต.ทดสอบ",
+        name_en="Bench SAO",
+        district_th="-",
+        province_th="-",
+        admin_address=Account.from_key(ANVIL_DEV_KEY).address,
+    )
+    return enrol_farmer(session, code=farmer, authority=auth, display_name="bench", phone=phone, pin="0000")
+
+
 def throughput(registry: TraceRegistry, workdir: Path, events: int, batch_max: int) -> dict[str, Any]:
     url = f"sqlite:///{workdir / 'bench.db'}"
     migrate(url)
@@ -49,18 +65,7 @@ def throughput(registry: TraceRegistry, workdir: Path, events: int, batch_max: i
     id_base = "https://bench.invalid"
     lots = max(1, events // 64)
     with transaction(sessions) as s:
-        auth = enrol_authority(
-            s,
-            code="LAO-BENCH",
-            name_th="อบต.ทดสอบ",
-            name_en="Bench LAO",
-            district_th="-",
-            province_th="-",
-            admin_address=Account.from_key(ANVIL_DEV_KEY).address,
-        )
-        farmer = enrol_farmer(
-            s, code="F-9000", authority=auth, display_name="bench", phone="0800000000", pin="0000"
-        )
+        farmer = bench_farmer(s, authority="LAO-BENCH", farmer="F-9000", phone="0800000000")
         enrol_plot(
             s, code="PLOT-BENCH", farmer=farmer, village_th="-", village_en="-", area_rai=Decimal(10000)
         )

@@ -31,8 +31,9 @@ from traceability.config import ANVIL_DEV_KEY
 from traceability.domain import codec
 from traceability.domain.events import Event, Grading, Harvest, Place, Planting, Quantity
 from traceability.services.anchoring import Anchorer
+from traceability.services.bench import bench_farmer
 from traceability.services.events import record_event
-from traceability.services.parties import enrol_authority, enrol_farmer, enrol_plot
+from traceability.services.parties import enrol_plot
 from traceability.services.proof import build_bundle
 from traceability.services.verify import verify_bundle
 from traceability.store.database import make_engine, make_sessionmaker, migrate, transaction
@@ -133,18 +134,7 @@ def _seed(sessions: Any, registry: TraceRegistry, sizes: Sequence[int]) -> dict[
     lots = {n: f"BENCH-V{n}" for n in sizes}
     start = datetime.now(UTC) - timedelta(days=60)
     with transaction(sessions) as s:
-        authority = enrol_authority(
-            s,
-            code="LAO-BENCH-V",
-            name_th="อบต.ทดสอบ",
-            name_en="Bench SAO",
-            district_th="-",
-            province_th="-",
-            admin_address=Account.from_key(ANVIL_DEV_KEY).address,
-        )
-        farmer = enrol_farmer(
-            s, code="F-9101", authority=authority, display_name="bench", phone="0800000101", pin="0000"
-        )
+        farmer = bench_farmer(s, authority="LAO-BENCH-V", farmer="F-9101", phone="0800000101")
         for n in sizes:
             enrol_plot(
                 s, code=f"PLOT-V{n}", farmer=farmer, village_th="-", village_en="-", area_rai=Decimal("2.5")

@@ -46,8 +46,9 @@ from traceability.domain.events import (
 )
 from traceability.services.anchoring import Anchorer
 from traceability.services.apikeys import create_api_key
+from traceability.services.bench import bench_farmer
 from traceability.services.events import record_event
-from traceability.services.parties import enrol_authority, enrol_farmer, enrol_plot
+from traceability.services.parties import enrol_plot
 from traceability.services.runtime import make_web3
 from traceability.store.database import make_engine, make_sessionmaker, migrate, transaction
 
@@ -151,18 +152,7 @@ def _seed(url: str, registry: TraceRegistry) -> str:
     sessions = make_sessionmaker(engine)
     try:
         with transaction(sessions) as s:
-            auth = enrol_authority(
-                s,
-                code="LAO-BENCH",
-                name_th="อบต.ทดสอบ",
-                name_en="Bench SAO",
-                district_th="-",
-                province_th="-",
-                admin_address=Account.from_key(ANVIL_DEV_KEY).address,
-            )
-            farmer = enrol_farmer(
-                s, code="F-9001", authority=auth, display_name="bench", phone="0800000001", pin="0000"
-            )
+            farmer = bench_farmer(s, authority="LAO-BENCH", farmer="F-9001", phone="0800000001")
             for plot in ("PLOT-B1", "PLOT-B2"):
                 enrol_plot(s, code=plot, farmer=farmer, village_th="-", village_en="-", area_rai=Decimal(2))
             for event in lineage_events(datetime.now(UTC) - timedelta(days=3)):
