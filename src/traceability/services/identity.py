@@ -9,11 +9,13 @@ is a different setting and may change freely.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from traceability.domain.epcis import normalise_id_base
 from traceability.errors import ConfigurationError
 from traceability.store import models
+from traceability.store.repository import Repository
 
 ID_BASE_KEY = "id_base"
 DEFAULT_ID_BASE = "http://127.0.0.1:8000"
@@ -43,6 +45,15 @@ def ensure_id_base(session: Session, requested: str | None) -> str:
             )
         return recorded
     base = normalise_id_base(requested or DEFAULT_ID_BASE)
-    session.add(models.LedgerMeta(key=ID_BASE_KEY, value=base))
-    session.flush()
+    # Several first events may arrive at once on a new ledger: whichever commits its row first fixes the base;
+    # the others find the row taken (unique key) and use what it says, in a savepoint so their own
+    # transaction carries on. (The write transaction is opened first: on SQLite a savepoint taken before any
+    # write would itself be the transaction, and its release would commit.)
+    Repository(session).begin_writing()
+    try:
+        with session.begin_nested():
+            session.add(models.LedgerMeta(key=ID_BASE_KEY, value=base))
+    except IntegrityError:
+        session.expire_all()
+        return ensure_id_base(session, requested)
     return base
