@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 
@@ -22,51 +23,89 @@ def _number(d: Decimal) -> str:
     return text
 
 
+# ``encode_basestring`` is what ``json.dumps(text, ensure_ascii=False)`` ends in (the C one when built),
+# called directly: a body has dozens of strings, and json.dumps' own set-up per call cost more than the
+# escaping itself.
+_string = encode_basestring
+
+
+def _compact(value: Any) -> str:
+    """``value`` as compact JSON: the exact types EPCIS bodies are built of first, anything else as
+    ``_encode`` writes it (same bytes either way)."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is dict:
+        return (
+            "{"
+            + ",".join(
+                [_string(k if type(k) is str else str(k)) + ":" + _compact(v) for k, v in value.items()]
+            )
+            + "}"
+        )
+    if kind is list:
+        return "[" + ",".join([_compact(v) for v in value]) + "]"
+    if kind is Decimal:
+        return _number(value)
+    if kind is int:
+        return int.__repr__(value)
+    out: list[str] = []
+    _encode(value, out, None, 0)
+    return "".join(out)
+
+
 def _encode(value: Any, out: list[str], indent: str | None, level: int) -> None:
     if isinstance(value, Decimal):
         out.append(_number(value))
-    elif isinstance(value, bool) or value is None or isinstance(value, int | str):
-        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, bool) or value is None:
+        out.append("true" if value else "false" if value is not None else "null")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, str):
+        out.append(_string(value))
     elif isinstance(value, float):
         raise TypeError("floats are refused: use Decimal for quantities")
     elif isinstance(value, dict):
         if not value:
             out.append("{}")
             return
-        items = list(value.items())
+        if indent is None:
+            out.append("{" + ",".join([_string(str(k)) + ":" + _compact(v) for k, v in value.items()]) + "}")
+            return
         out.append("{")
-        for i, (k, v) in enumerate(items):
+        for i, (k, v) in enumerate(value.items()):
             if i:
                 out.append(",")
-            if indent is not None:
-                out.append("\n" + indent * (level + 1))
-            out.append(json.dumps(str(k), ensure_ascii=False))
-            out.append(": " if indent is not None else ":")
+            out.append("\n" + indent * (level + 1))
+            out.append(_string(str(k)))
+            out.append(": ")
             _encode(v, out, indent, level + 1)
-        if indent is not None:
-            out.append("\n" + indent * level)
+        out.append("\n" + indent * level)
         out.append("}")
     elif isinstance(value, list | tuple):
         if not value:
             out.append("[]")
             return
+        if indent is None:
+            out.append("[" + ",".join([_compact(v) for v in value]) + "]")
+            return
         out.append("[")
         for i, v in enumerate(value):
             if i:
                 out.append(",")
-            if indent is not None:
-                out.append("\n" + indent * (level + 1))
+            out.append("\n" + indent * (level + 1))
             _encode(v, out, indent, level + 1)
-        if indent is not None:
-            out.append("\n" + indent * level)
+        out.append("\n" + indent * level)
         out.append("]")
     else:
         raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
+    if indent is None:
+        return _compact(value)
     out: list[str] = []
-    _encode(value, out, " " * indent if indent is not None else None, 0)
+    _encode(value, out, " " * indent, 0)
     return "".join(out)
 
 

@@ -69,6 +69,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final
 
 from traceability.domain.events import (
@@ -106,7 +107,9 @@ def normalise_id_base(id_base: str) -> str:
     return _base(id_base)
 
 
+@lru_cache(maxsize=64)
 def _base(id_base: str) -> str:
+    """Every URI of an event goes through here, and a ledger has one ``id_base``: checked once."""
     base = id_base.rstrip("/")
     if not _BASE.fullmatch(base):
         raise ValueError(f"id_base must be an http(s) URL without query or fragment: {id_base!r}")
@@ -195,7 +198,7 @@ def to_epcis(event: Event, *, id_base: str, gtins: Mapping[str, str] | None = No
     ``gtins`` maps lot codes to the GTIN of their product; a packing's outputs take the packing's own GTIN.
     """
     base = _base(id_base)
-    known = dict(gtins or {})
+    known: Mapping[str, str] = gtins or {}
 
     def lot(code: str, gtin: str | None = None) -> str:
         return lot_class_uri(code, id_base=base, gtin=gtin or known.get(code))
@@ -580,7 +583,7 @@ def in_canonical_order(epcis_event: Mapping[str, Any]) -> dict[str, Any]:
     and be written by a serialiser that keeps this order.
     """
     ordered = {k: epcis_event[k] for k in _MEMBER_ORDER if k in epcis_event}
-    ordered.update((k, v) for k, v in epcis_event.items() if k not in ordered)
+    ordered.update(epcis_event)  # the others, in the order they came (those already in keep their place)
     for key in _TYPED_LISTS:
         elements = ordered.get(key)
         if isinstance(elements, list):

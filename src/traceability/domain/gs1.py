@@ -16,7 +16,8 @@ GS1_HOST = "https://id.gs1.org/"
 
 def check_digit(digits: str) -> int:
     """GS1 mod-10 check digit of a key without its check digit (weights 3, 1, 3, ... from the right)."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    # Every other digit from the last, weight 3; the rest, weight 1 (a place's GLN is checked per event).
+    total = 3 * sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2]))
     return -total % 10
 
 

@@ -79,10 +79,11 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from traceability.domain.epcis import EPCIS_CONTEXT
@@ -191,10 +192,14 @@ class _Field:
     vocabulary: _Vocabulary | None = None
     time: bool = False
     sort_items: bool = True
-    names: frozenset[str] = field(init=False)
+    label: str = field(init=False)  # ``name=``, the prefix of a rendered value
+    item_field: _Field | None = field(init=False)  # how an ``ids`` list renders each element
+    index: Mapping[str, tuple[int, _Field]] = field(init=False)  # member name → (its place, its field)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "names", frozenset(m.name for m in self.members))
+        object.__setattr__(self, "label", self.name + "=")
+        object.__setattr__(self, "item_field", _Field(self.item) if self.shape == "ids" else None)
+        object.__setattr__(self, "index", {m.name: (i, m) for i, m in enumerate(self.members)})
 
 
 def _value(name: str, vocabulary: _Vocabulary | None = None, *, time: bool = False) -> _Field:
@@ -271,13 +276,17 @@ _EVENT_ORDER: tuple[_Field, ...] = (
         ),
     ),
 )
-_EVENT_NAMES = frozenset(f.name for f in _EVENT_ORDER)
+_EVENT_INDEX = {f.name: (i, f) for i, f in enumerate(_EVENT_ORDER)}
 
-# bizTransactionList/sourceList/destinationList: (element's id member, vocabulary of its type).
-_TYPED_LISTS: Mapping[str, tuple[str, _Vocabulary]] = {
-    "bizTransactionList": ("bizTransaction", _BIZ_TRANSACTION_TYPES),
-    "sourceList": ("source", _SOURCE_DESTINATION_TYPES),
-    "destinationList": ("destination", _SOURCE_DESTINATION_TYPES),
+# bizTransactionList/sourceList/destinationList: (element's id member, how its type and its id render).
+_TYPED_LISTS: Mapping[str, tuple[str, _Field, _Field]] = {
+    "bizTransactionList": (
+        "bizTransaction",
+        _value("type", _BIZ_TRANSACTION_TYPES),
+        _value("bizTransaction"),
+    ),
+    "sourceList": ("source", _value("type", _SOURCE_DESTINATION_TYPES), _value("source")),
+    "destinationList": ("destination", _value("type", _SOURCE_DESTINATION_TYPES), _value("destination")),
 }
 _LEFT_OUT = frozenset({"type", "eventID", "recordTime", "errorDeclaration", "@context"})
 _COMMENTS = frozenset({"comment", "rdfs:comment"})
@@ -313,14 +322,38 @@ def canonical_number(text: str) -> str | None:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
+_CBV_URN = "urn:epcglobal:cbv:"  # what every one of the old CBV URN prefixes starts with
+_NUMBER_SIGNS = frozenset("+-.")
+_DIGITAL_LINK_STARTS = ("http", "urn:epc:")  # ``digital_link`` is None for any other text
+_CANONICAL_LONGEST = 160
+
+
 def _canonical_value(text: str) -> str:
+    return _canonicalise(text) if len(text) > _CANONICAL_LONGEST else _canonical_short(text)
+
+
+def _canonicalise(text: str) -> str:
     text = text.strip()
-    for urn, uri in _CBV_URNS:
-        text = text.replace(urn, uri)
-    number = canonical_number(text)
-    if number is not None:
-        text = number
-    return digital_link(text) or text
+    if _CBV_URN in text:
+        for urn, uri in _CBV_URNS:
+            text = text.replace(urn, uri)
+    # Each test below is the cheap necessary condition of the step it guards (a decimal literal starts
+    # with a sign, a point or a decimal digit, which is what ``\d`` and str.isdecimal both mean), so text
+    # that cannot be a number or a Digital Link skips the regular expressions.
+    first = text[:1]
+    if first and (first in _NUMBER_SIGNS or first.isdecimal()):
+        number = canonical_number(text)
+        if number is not None:
+            return number  # digital_link() of a number is None
+    if "." in text and text.startswith(_DIGITAL_LINK_STARTS):
+        return digital_link(text) or text
+    return text
+
+
+_canonical_short = lru_cache(maxsize=1 << 14)(_canonicalise)
+"""Canonical forms of the values met lately. Most values of an event come back event after event (terms,
+units, the actor, places, lots with their GTIN, common quantities), and a Digital Link takes many regular
+expressions to canonicalise. Long text (notes) is not kept."""
 
 
 _TIMESTAMP = re.compile(
@@ -329,9 +362,31 @@ _TIMESTAMP = re.compile(
 )
 
 
+_ISO_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", re.ASCII)
+"""The form every time this service writes has (``isoformat(timespec="milliseconds")``)."""
+
+
 def canonical_time(text: str) -> str:
     """``text`` as UTC with millisecond precision and ``Z``; returned unchanged when it is not a timestamp."""
     text = text.strip()
+    if (
+        _ISO_MILLIS.fullmatch(text)
+        and "0001" < text[:4] < "9999"
+        and text[11:13] < "24"  # an hour 24 is no time here (Python 3.12's parser reads it as midnight)
+        and text[-5:-3] < "24"
+        and text[-2:] < "60"
+    ):
+        # What the general way below computes, by the C parser: whole milliseconds need no rounding, and
+        # with the year away from 1 and 9999 and a valid offset only a wrong date or time can fail.
+        try:
+            moment = datetime.fromisoformat(text).astimezone(UTC)
+        except ValueError:
+            return _general_time(text)
+        return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+    return _general_time(text)
+
+
+def _general_time(text: str) -> str:
     m = _TIMESTAMP.fullmatch(text)
     if m is None:
         return text
@@ -364,6 +419,13 @@ class _Names:
 
     prefixes: Mapping[str, str]
     ignored: frozenset[str]
+    curies: tuple[str, ...] = field(init=False)  # ``p:`` for each prefix ``p``: what a CURIE starts with
+    keys: dict[str, str] = field(init=False, compare=False)  # member name → its key(), as met
+
+    def __post_init__(self) -> None:
+        # ``partition(":")`` splits at the first colon, so a prefix with a colon of its own never matches.
+        object.__setattr__(self, "curies", tuple(p + ":" for p in self.prefixes if ":" not in p))
+        object.__setattr__(self, "keys", {})
 
     @classmethod
     def of(cls, context: object, ignore: Iterable[str]) -> _Names:
@@ -376,12 +438,29 @@ class _Names:
         return cls(prefixes, frozenset(ignore) | frozenset(names.key(n) for n in ignore))
 
     def key(self, name: str) -> str:
+        known = self.keys.get(name)
+        if known is not None:
+            return known
         prefix, colon, local = name.partition(":")
-        return f"{{{self.prefixes[prefix]}}}{local}" if colon and prefix in self.prefixes else name
+        key = f"{{{self.prefixes[prefix]}}}{local}" if colon and prefix in self.prefixes else name
+        if len(self.keys) < _KEYS_KEPT:
+            self.keys[name] = key
+        return key
 
     def curie(self, value: str) -> str:
-        prefix, colon, local = value.partition(":")
-        return self.prefixes[prefix] + local if colon and prefix in self.prefixes else value
+        if not value.startswith(self.curies):
+            return value
+        prefix, _, local = value.partition(":")
+        return self.prefixes[prefix] + local
+
+
+_KEYS_KEPT = 1024  # member names remembered per context: a few dozen in practice, bounded against odd input
+_DEFAULT_NAMES = _Names.of(EPCIS_CONTEXT, ())
+"""The names of the context every event of this service is hashed in, made once (with the names met)."""
+
+
+def _names(context: object, ignore: Collection[str]) -> _Names:
+    return _DEFAULT_NAMES if context is EPCIS_CONTEXT and not ignore else _Names.of(context, ignore)
 
 
 def _scalar_text(value: object) -> str | None:
@@ -397,14 +476,19 @@ def _scalar_text(value: object) -> str | None:
 
 
 def _render_value(spec: _Field, raw: object, names: _Names) -> str:
-    text = _scalar_text(raw)
+    text = raw if type(raw) is str else _scalar_text(raw)
     if text is None:
         return ""
-    if spec.vocabulary is not None:
-        text = spec.vocabulary.expand(text)
-    text = names.curie(text)
-    text = canonical_time(text) if spec.time else _canonical_value(text)
-    return f"{spec.name}={text}" if text else ""
+    vocabulary = spec.vocabulary
+    if vocabulary is not None and text in vocabulary.terms:
+        text = vocabulary.prefix + text
+    if names.curies and text.startswith(names.curies):
+        text = names.curie(text)
+    if spec.time:
+        text = canonical_time(text)
+    else:
+        text = _canonical_short(text) if len(text) <= _CANONICAL_LONGEST else _canonicalise(text)
+    return spec.label + text if text else ""
 
 
 def _as_list(value: object) -> list[Any]:
@@ -412,79 +496,125 @@ def _as_list(value: object) -> list[Any]:
 
 
 def _render_field(spec: _Field, value: object, names: _Names) -> str:
-    if spec.shape == "value":
+    shape = spec.shape
+    if shape == "value":
+        if type(value) in _SCALARS:
+            return _render_value(spec, value, names)
+        if isinstance(value, list):
+            return "".join(sorted([_render_value(spec, v, names) for v in value]))
         if isinstance(value, Mapping):
             raise ValueError(f"{spec.name}: an object where a value was expected")
-        return "".join(sorted(_render_value(spec, v, names) for v in _as_list(value)))
-    if spec.shape == "ids":
-        item = _value(spec.item)
-        content = "".join(sorted(_render_value(item, v, names) for v in _as_list(value)))
-    elif spec.shape == "object":
+        return _render_value(spec, value, names)
+    if shape == "ids":
+        item = spec.item_field
+        assert item is not None
+        content = "".join(sorted([_render_value(item, v, names) for v in _as_list(value)]))
+    elif shape == "object":
         content = _render_members(spec, value, names)
     else:
         rendered = [_render_members(spec, v, names) for v in _as_list(value)]
-        if spec.shape == "repeated":
-            return "".join(sorted(spec.name + r for r in rendered if r))
-        content = "".join(sorted(spec.item + r for r in rendered if r))
+        if shape == "repeated":
+            return "".join(sorted([spec.name + r for r in rendered if r]))
+        content = "".join(sorted([spec.item + r for r in rendered if r]))
     return spec.name + content if content else ""
 
 
+_SCALARS = frozenset({str, Decimal, int})
+
+
+def _in_order(
+    value: Mapping[str, Any], index: Mapping[str, tuple[int, _Field]], names: _Names, extensions: list[str]
+) -> str:
+    """The members ``index`` knows, rendered in its order; the rendering of every other member is added to
+    ``extensions``. One pass over the members present, rather than a look-up per member the standard has."""
+    ordered: list[tuple[int, str]] = []
+    for key, member in value.items():
+        known = index.get(key)
+        if known is None:
+            extensions.extend(_generic(key, member, names))
+        elif known[1].shape == "value" and type(member) in _SCALARS:
+            ordered.append((known[0], _render_value(known[1], member, names)))
+        else:
+            ordered.append((known[0], _render_field(known[1], member, names)))
+    ordered.sort()  # on the places alone: no two members share one
+    return "".join([text for _, text in ordered])
+
+
 def _render_members(spec: _Field, value: object, names: _Names) -> str:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise ValueError(f"{spec.name}: expected an object, got {value!r}")
-    ordered = "".join(_render_field(m, value[m.name], names) for m in spec.members if m.name in value)
-    extensions = sorted(s for k, v in value.items() if k not in spec.names for s in _generic(k, v, names))
+    extensions: list[str] = []
+    ordered = _in_order(value, spec.index, names, extensions)
+    if not extensions:
+        return ordered
+    extensions.sort()
     return ordered + "".join(extensions)
 
 
-def _generic(key: str, value: object, names: _Names) -> Iterator[str]:
+def _generic(key: str, value: object, names: _Names) -> list[str]:
     """Strings for one member outside the canonical order (an array gives one per element)."""
     if key in _COMMENTS or value is None:
-        return
-    name = names.key(key)
-    for item in _as_list(value):
-        if isinstance(item, list):
+        return []
+    name = names.keys.get(key) or names.key(key)
+    out = []
+    for item in value if isinstance(value, list) else (value,):
+        if type(item) is str:
+            if names.curies and item.startswith(names.curies):
+                item = names.curie(item)
+            text = _canonical_value(item)  # "" for blank text
+            out.append(name + "=" + text if text else name)
+        elif isinstance(item, list):
             raise ValueError(f"{key}: nested arrays are not supported in the event hash")
-        if isinstance(item, Mapping):
-            parts = sorted(s for k, v in item.items() for s in _generic(k, v, names))
-            yield name + "".join(parts)
+        elif type(item) is dict or isinstance(item, Mapping):
+            parts = sorted([s for k, v in item.items() for s in _generic(k, v, names)])
+            out.append(name + "".join(parts))
         elif item is not None:
             text = _scalar_text(item) or ""
             text = _canonical_value(names.curie(text)) if text.strip() else ""
-            yield f"{name}={text}" if text else name
+            out.append(name + "=" + text if text else name)
+    return out
 
 
 def _render_typed_list(key: str, value: object, names: _Names) -> str:
-    id_name, vocabulary = _TYPED_LISTS[key]
+    id_name, type_field, id_field = _TYPED_LISTS[key]
     items = []
     for element in _as_list(value):
-        if not isinstance(element, Mapping):
+        if type(element) is not dict and not isinstance(element, Mapping):
             raise ValueError(f"{key}: expected objects, got {element!r}")
         parts = []
         if element.get("type") is not None:
-            parts.append(_render_value(_value("type", vocabulary), element["type"], names))
+            parts.append(_render_value(type_field, element["type"], names))
         if element.get(id_name) is not None:
-            parts.append(_render_value(_value(id_name), element[id_name], names))
-        rest = (s for k, v in element.items() if k not in ("type", id_name) for s in _generic(k, v, names))
-        items.append("".join(parts) + "".join(sorted(rest)))
-    return key + "".join(sorted(items))
+            parts.append(_render_value(id_field, element[id_name], names))
+        rest = sorted(
+            [s for k, v in element.items() if k != "type" and k != id_name for s in _generic(k, v, names)]
+        )
+        items.append("".join(parts) + "".join(rest))
+    items.sort()
+    return key + "".join(items)
 
 
 def _prehash(event: Mapping[str, Any], names: _Names) -> str:
     event_type = event.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise ValueError("an EPCIS event needs its 'type'")
-    ordered = "".join(_render_field(f, event[f.name], names) for f in _EVENT_ORDER if f.name in event)
+    ignored = names.ignored
+    ordered: list[tuple[int, str]] = []
     rest: list[str] = []
     for key, value in event.items():
-        if key in _EVENT_NAMES or key in _LEFT_OUT or key in names.ignored or names.key(key) in names.ignored:
+        known = _EVENT_INDEX.get(key)
+        if known is not None:
+            ordered.append((known[0], _render_field(known[1], value, names)))
+        elif key in _LEFT_OUT or (ignored and (key in ignored or names.key(key) in ignored)):
             continue
-        if key in _TYPED_LISTS:
+        elif key in _TYPED_LISTS:
             if value:
                 rest.append(_render_typed_list(key, value, names))
         else:
             rest.extend(_generic(key, value, names))
-    return f"eventType={event_type}{ordered}{''.join(sorted(rest))}"
+    ordered.sort()  # on the places alone: no two members share one
+    rest.sort()
+    return f"eventType={event_type}{''.join([text for _, text in ordered])}{''.join(rest)}"
 
 
 # --- public API -------------------------------------------------------------------------------------------
@@ -499,7 +629,7 @@ def prehash_string(
     extensions); ``ignore`` names top-level extension members to leave out (``ignoreFields``).
     Numbers may be ``int``, ``Decimal`` or ``float``; parse stored bodies with ``parse_float=Decimal``.
     """
-    return _prehash(epcis_event, _Names.of(context, ignore))
+    return _prehash(epcis_event, _names(context, ignore))
 
 
 def event_hash(

@@ -11,6 +11,7 @@ import re
 HASH_PREFIX = "ni:///sha-256;"
 HASH_SUFFIX = "?ver=CBV2.0"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_NI_LENGTH = len(HASH_PREFIX) + 64 + len(HASH_SUFFIX)
 
 
 def to_hex(value: bytes) -> str:
@@ -33,6 +34,14 @@ def bytes32(value: bytes | str) -> bytes:
 
 def hash_hex(ni: str) -> str:
     """``0x<64 hex>`` for a CBV 2.0 Event Hash ID (the form anchored on chain)."""
+    digest = ni[len(HASH_PREFIX) : -len(HASH_SUFFIX)]
+    if (
+        len(ni) == _NI_LENGTH
+        and ni.startswith(HASH_PREFIX)
+        and ni.endswith(HASH_SUFFIX)
+        and _HEX64.fullmatch(digest)
+    ):
+        return "0x" + digest  # as event_hash writes it: nothing to strip, lower or decode
     return "0x" + hash_bytes(ni).hex()
 
 
