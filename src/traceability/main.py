@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -23,6 +24,7 @@ from traceability.config import Settings, get_settings
 from traceability.errors import TraceabilityError
 from traceability.services.health import outbox_gauges, readiness
 from traceability.services.ledger import list_lots
+from traceability.services.provenance import PageCache, VerifyCache
 from traceability.services.runtime import Runtime
 from traceability.web import enrolment as enrolment_pages
 from traceability.web import farmer as farmer_pages
@@ -41,6 +43,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime(settings or get_settings())
         app.state.runtime = rt
+        # Sync routes run in AnyIO's thread pool (40 threads by default). A thread per pooled database
+        # connection is enough: more only wait for a connection, or make the pool open and close overflow
+        # connections, while contending for the one interpreter lock on a 2-core machine.
+        to_thread.current_default_thread_limiter().total_tokens = rt.settings.db_pool_size
         try:
             yield
         finally:
@@ -81,13 +87,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             headers=exc.headers,
         )
 
+    # Per app (so per process): rendered provenance pages and the importer API's verdicts.
+    app.state.page_cache = PageCache()
+    app.state.verify_cache = VerifyCache()
     app.add_middleware(BodyLimit)
     app.add_middleware(ServerTiming)
+    # Paths are matched router by router, in this order: the public pages and the importer API, which
+    # take most of the traffic, go first (no path of theirs is also another router's).
+    app.include_router(provenance_pages.router)
+    app.include_router(importer_api.router)
     app.include_router(auth_api.router)
     app.include_router(events_api.router)
     app.include_router(lots_api.router)
     app.include_router(certifications_api.router)
-    app.include_router(importer_api.router)
     app.include_router(farmer_pages.router)
     app.include_router(farmer_forms.router)
     app.include_router(farmer_moves.router)
@@ -96,7 +108,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(static_files.router)
     app.include_router(qr_codes.router)
     app.include_router(identifier_pages.router)
-    app.include_router(provenance_pages.router)
     app.include_router(label_sheets.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -39,8 +39,8 @@ from traceability.domain.events import LOT_CODE_RE
 from traceability.domain.findings import Code, Verdict
 from traceability.errors import ChainError, InvalidInput, NotFound
 from traceability.services.exports import export_epcis
-from traceability.services.ledger import verify_lot
 from traceability.services.proof import build_bundle
+from traceability.services.provenance import VerifyCache, verified_lot
 from traceability.services.runtime import Runtime
 from traceability.services.verify import verify_bundle
 
@@ -146,9 +146,7 @@ def _verdict(verdict: Verdict, runtime: Runtime) -> Response:
     response_model=VerdictRead,
     responses={**_LOT, **_CHAIN},
 )
-def verify_lot_route(
-    lot_code: str, session: SessionDep, runtime: RuntimeDep, importer: ImporterDep
-) -> Response:
+def verify_lot_route(request: Request, lot_code: str, runtime: RuntimeDep, importer: ImporterDep) -> Response:
     """Whether the lot is genuine, checked now against the chain: `verified`, `warning` or `failed`.
 
     Every event of the lot's lineage (back to each planting) is re-hashed (GS1 CBV 2.0 Event Hash ID) and
@@ -158,21 +156,41 @@ def verify_lot_route(
     time, unrevoked and unexpired. `reasons` names what is wrong with stable codes and Thai/English text;
     `checks` has one line per check; `evidence` has the values to re-check it by hand (hashes, proofs,
     roots, transactions, blocks and times, links, kilograms, signers). `registry` is the TraceRegistry it
-    was checked against (`GET /api/v1/registry`). 503 when the chain does not answer."""
+    was checked against (`GET /api/v1/registry`), and `checked_at` when. The same verdict may be served
+    again for up to 10 seconds while neither the lot's lineage in the ledger nor the chain's head block has
+    changed: `checked_at` and the `Age` header (seconds) say how old it is. 503 when the chain does not
+    answer."""
     code = _lot_code(lot_code)
+
+    def encode(verdict: Verdict) -> bytes | None:
+        response = _verdict(verdict, runtime)
+        return bytes(response.body) if response.status_code == 200 else None
+
+    # The unit of work is opened here, not by SessionDep: a sync generator dependency costs two more hops to
+    # the thread pool, as much again as a cached verdict's own work.
     try:
-        with _lot_errors():
-            verdict = verify_lot(
+        with _lot_errors(), runtime.transaction() as session:
+            body, age_s = verified_lot(
                 session,
                 runtime.registry,
                 code,
+                encode=encode,
+                cache=verify_cache(request),
                 confirmations=runtime.settings.confirmations,
                 yield_tolerance=runtime.settings.yield_tolerance,
                 evidence_dir=runtime.settings.evidence_dir,
             )
     except ChainError as exc:
         return _unavailable(exc)
-    return _verdict(verdict, runtime)
+    if body is None:
+        return _unavailable()
+    return Response(body, media_type="application/json", headers={"Age": str(int(age_s))})
+
+
+def verify_cache(request: Request) -> VerifyCache:
+    """The app's cache of encoded verdicts (made by ``main.create_app``; one per app and process)."""
+    cache: VerifyCache = request.app.state.verify_cache
+    return cache
 
 
 @router.get(

@@ -1,22 +1,28 @@
-"""Server-side latency of the buyer's page and the importer's verify call under concurrent clients.
+"""Latency of the buyer's page and the importer's verify call under concurrent clients.
 
 A lot with a 20-event lineage (two farms' harvests, cooled and graded, merged, split, shipped to port,
 repacked under a GTIN and shipped on) is recorded and anchored on a fresh Anvil, then ``trace serve`` is
 started as a separate process — as an operator runs it — and 32 clients request ``GET /p/{lot}`` and
-``GET /api/v1/lots/{lot}/verify`` over loopback. Latency is read from each response's ``Server-Timing``
-header (the time inside the server, not the clients' own queueing on a 2-core machine), and reported as p50
-and p99 in milliseconds, with the client-side figures beside them and the page's bytes.
+``GET /api/v1/lots/{lot}/verify`` over loopback, each on its own kept-alive connection, back to back.
+
+Two figures per call, p50 and p99 in milliseconds: the server's own (each response's ``Server-Timing``: from
+the app receiving the request to its answer starting, so without the time a request waits for the event
+loop to read it) and the client's (from writing the request to having read the whole answer, so with every
+queue on the way). Issue 9's goals (page p99 ≤ 50 ms, verify p99 ≤ 100 ms) are judged on the client's
+figure, the stricter one and what a buyer or an importer sees. The load generator shares the machine with
+the server, so it is kept light (one event loop, pre-built requests, kept-alive connections) and its CPU
+counts against the server's on a 2-core machine, as it would for clients on the same host.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from eth_account import Account
@@ -172,38 +179,73 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2)}
 
 
-def _load(url: str, headers: dict[str, str], clients: int, per_client: int) -> dict[str, Any]:
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, str, bool]:
+    """Send one pre-built request on a kept-alive connection and read the whole answer: (status, its
+    ``Server-Timing``, whether the server will close the connection)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    if "content-length" not in fields:
+        raise ValueError("an answer without Content-Length")
+    await reader.readexactly(int(fields["content-length"]))
+    return status, fields.get("server-timing", ""), fields.get("connection", "").lower() == "close"
+
+
+async def _clients(
+    host: str, port: int, request: bytes, clients: int, per_client: int
+) -> tuple[list[float], list[float], list[str], float]:
+    """``clients`` concurrent clients on one event loop, each on its own kept-alive connection sending
+    ``per_client`` requests back to back (a closed loop: a client sends its next request once it has the
+    answer to the last). Returns server-side and client-side milliseconds, errors and the seconds taken."""
     server_ms: list[float] = []
     client_ms: list[float] = []
     errors: list[str] = []
-    lock = threading.Lock()
 
-    def client() -> None:
-        with requests.Session() as http:
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
             for _ in range(per_client):
                 t0 = time.perf_counter()
                 try:
-                    response = http.get(url, headers=headers, timeout=60)
-                except requests.RequestException as exc:
-                    with lock:
-                        errors.append(type(exc).__name__)
+                    status, timing, closing = await asyncio.wait_for(_exchange(reader, writer, request), 60)
+                except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                    errors.append(type(exc).__name__)
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
                     continue
-                elapsed = (time.perf_counter() - t0) * 1000
-                timing = response.headers.get("server-timing", "")
-                with lock:
-                    if response.status_code != 200:
-                        errors.append(str(response.status_code))
-                    client_ms.append(elapsed)
-                    if timing.startswith("app;dur="):
-                        server_ms.append(float(timing.removeprefix("app;dur=")))
+                client_ms.append((time.perf_counter() - t0) * 1000)
+                if status != 200:
+                    errors.append(str(status))
+                if timing.startswith("app;dur="):
+                    server_ms.append(float(timing.removeprefix("app;dur=")))
+                if closing:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+        finally:
+            writer.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - t0
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return server_ms, client_ms, errors, time.perf_counter() - t0
+
+
+def _load(url: str, headers: dict[str, str], clients: int, per_client: int) -> dict[str, Any]:
+    """Latency of ``GET url`` under ``clients`` concurrent clients. The load generator is kept light so that
+    on a 2-core machine it takes as little CPU from the server as it can: one event loop, one kept-alive
+    connection per client, the request's bytes built once, only the status line and headers parsed."""
+    target = urlsplit(url)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
+    path = target.path + (f"?{target.query}" if target.query else "")
+    lines = [f"GET {path} HTTP/1.1", f"Host: {target.netloc}", *(f"{k}: {v}" for k, v in headers.items())]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    server_ms, client_ms, errors, seconds = asyncio.run(_clients(host, port, request, clients, per_client))
     return {
         **_percentiles(server_ms),
         "client": _percentiles(client_ms),
@@ -230,7 +272,8 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], deadline_s: float =
 def page_and_verify_latency(
     *, clients: int = 32, per_client: int = 20, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """``page_ms`` and ``verify_ms`` (p50/p99 server-side, ms) and the page's bytes, measured in one run."""
+    """``page_ms`` and ``verify_ms`` (p50/p99 server-side, ms, and the client's under ``client``) and the
+    page's bytes, measured in one run."""
     say = progress or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="trace-bench-web-") as tmp, AnvilNode() as node:
         registry = TraceRegistry.deploy(make_web3(node.rpc_url), Account.from_key(ANVIL_DEV_KEY))
@@ -263,13 +306,15 @@ def page_and_verify_latency(
             page_url = f"{base}/p/{LINEAGE_LOT}"
             verify_url = f"{base}/api/v1/lots/{LINEAGE_LOT}/verify"
             auth = {"Authorization": f"Bearer {key}"}
+            # Each call is asked once just before its clients start: the figures are those of a lot being
+            # scanned and checked steadily, not of the first answer after the server has been idle.
             page = requests.get(page_url, timeout=60)
-            verdict = requests.get(verify_url, headers=auth, timeout=60).json()
             css = sum(
                 len(requests.get(f"{base}{href}", timeout=30).content) for href in _stylesheets(page.text)
             )
             say(f"{clients} clients x {per_client} requests: GET /p/{LINEAGE_LOT}")
             page_ms = _load(page_url, {}, clients, per_client)
+            verdict = requests.get(verify_url, headers=auth, timeout=60).json()
             say(f"{clients} clients x {per_client} requests: GET /api/v1/lots/{LINEAGE_LOT}/verify")
             verify_ms = _load(verify_url, auth, clients, per_client)
         finally:

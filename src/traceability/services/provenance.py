@@ -15,6 +15,13 @@ event, an anchoring, a certification or a revocation recorded in the ledger — 
 the ledger's back — changes the fingerprint and so is seen at once. What the fingerprint cannot see is a
 change on chain alone (say a certification revoked on chain whose revocation event is not recorded yet):
 that is why an entry lives 30 seconds at most.
+
+:func:`rendered_page` keeps each finished page (per lot, language and address, in a :class:`LineageCache` of
+the app) and :func:`verified_lot` each encoded verdict of the importer API, so that a scan of a lot already
+shown costs one query: :func:`lineage_fingerprint` reads the fingerprint above for the lineage the entry
+was made from, and the entry is served only while it is unchanged — a page for no longer than its verdict
+may be shown or a certification on it stays valid, an API verdict for at most :data:`VERIFY_TTL_S` seconds
+and while the chain's head block is the same.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Generic, Literal, TypeVar
+
+from sqlalchemy import bindparam, select
 
 from traceability.chain.registry import TraceRegistry
 from traceability.domain.catalog import crop as crop_names
@@ -46,9 +55,10 @@ from traceability.domain.events import (
     Revocation,
     Transport,
 )
-from traceability.domain.findings import Severity, Status
+from traceability.domain.findings import Severity, Status, Verdict
 from traceability.domain.gs1 import gtin14
 from traceability.domain.risk import LotRisk
+from traceability.domain.states import BatchStatus
 from traceability.errors import ChainError, NotFound
 from traceability.services.history import CertState, certification_state, parsed_event, step_of
 from traceability.services.ledger import verify_lot
@@ -62,6 +72,16 @@ UNAVAILABLE_TTL_S: Final = 5.0
 """How long "the chain did not answer" is reused: long enough that a shop full of scans during an outage does
 not queue behind the RPC timeout, short enough that the page recovers as soon as the chain does."""
 MAX_CACHED_LOTS: Final = 4096
+VERIFY_TTL_S: Final = 10.0
+"""How long the importer API reuses an encoded verdict while the lineage's rows and the chain head hold."""
+HEAD_TTL_S: Final = 1.0
+"""How long a read of the chain's head block is reused by the verdict cache."""
+REFRESH_AT: Final = 0.75
+"""The share of a cached answer's life after which one caller renews it while the others go on serving it."""
+LEAD_WAIT_S: Final = 30.0
+"""How long a caller that finds nothing cached waits for the one already making the answer."""
+T = TypeVar("T")
+Role = Literal["serve", "lead", "make"]
 
 Registry = TraceRegistry
 """The chain client a verdict is checked with, by a name the web layer may use (it imports no chain)."""
@@ -359,14 +379,72 @@ def _fingerprint(
     """A digest of everything in the ledger the verdict reads: each event's id, stored hash and stored body,
     and the batch (root, transaction, block) it is anchored in. Certifications and revocations are events, so
     they count too."""
-    digest = hashlib.sha256()
-    for row in sorted(rows, key=lambda r: str(r.id)):
+    sealed: list[tuple[str, str, str, str]] = []
+    for row in rows:
         anchor = anchors.get(row.id)
         batch = anchor[0] if anchor is not None else None
-        sealed = f"{batch.root}|{batch.tx_hash}|{batch.block_number}|{batch.block_hash}" if batch else "-"
-        digest.update(f"{row.id}|{row.hash}|{sealed}|".encode())
-        digest.update(hashlib.sha256(row.body.encode()).digest())
-    return f"{len(rows)}:{len(anchors)}:{digest.hexdigest()}"
+        seal = f"{batch.root}|{batch.tx_hash}|{batch.block_number}|{batch.block_hash}" if batch else "-"
+        sealed.append((str(row.id), row.hash, seal, row.body))
+    return _digest(sealed)
+
+
+def _digest(sealed: Iterable[tuple[str, str, str, str]]) -> str:
+    """``count:anchored:sha256`` over (event id, stored hash, anchor or ``-``, stored body), in id order."""
+    ordered = sorted(sealed)
+    digest = hashlib.sha256()
+    for event_id, event_hash, seal, body in ordered:
+        digest.update(f"{event_id}|{event_hash}|{seal}|".encode())
+        digest.update(hashlib.sha256(body.encode()).digest())
+    anchored = sum(1 for item in ordered if item[2] != "-")
+    return f"{len(ordered)}:{anchored}:{digest.hexdigest()}"
+
+
+_ANCHORED: Final = (
+    select(models.BatchEvent.event_id, models.Batch)
+    .join(models.Batch, models.Batch.id == models.BatchEvent.batch_id)
+    .where(models.Batch.status == BatchStatus.ANCHORED)
+    .subquery()
+)
+_SEALED_ROWS: Final = (
+    select(
+        models.Event.id,
+        models.Event.hash,
+        models.Event.body,
+        _ANCHORED.c.root,
+        _ANCHORED.c.tx_hash,
+        _ANCHORED.c.block_number,
+        _ANCHORED.c.block_hash,
+    )
+    .outerjoin(_ANCHORED, _ANCHORED.c.event_id == models.Event.id)
+    .where(
+        models.Event.id.in_(
+            select(models.EventLot.event_id).where(
+                models.EventLot.lot_code.in_(bindparam("lots", expanding=True))
+            )
+        )
+    )
+)
+"""(event id, hash, body, batch root, transaction, block number, block hash) of every event touching the
+lots ``:lots``, the batch columns None where the event is not anchored. Built once: it is asked on every
+cached page and verdict."""
+
+
+def lineage_fingerprint(session: DbSession, lineage: Sequence[str]) -> str:
+    """The same fingerprint as :attr:`Provenance.fingerprint`, read in one query for a lineage already known.
+
+    Sound for a cached lineage because the lineage of a lot only grows by an event that touches one of its
+    lots (a packing that outputs one of them), and that event changes this fingerprint."""
+    # Core, not ORM, execution: the rows are plain columns, and this runs on every cached answer.
+    rows = session.connection().execute(_SEALED_ROWS, {"lots": list(lineage)}).all()
+    return _digest(
+        (
+            str(event_id),
+            event_hash,
+            f"{root}|{tx_hash}|{block_number}|{block_hash}" if root is not None else "-",
+            body,
+        )
+        for event_id, event_hash, body, root, tx_hash, block_number, block_hash in rows
+    )
 
 
 # --------------------------------------------------------------------------------------- the verdict
@@ -391,12 +469,18 @@ class VerdictCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, ...], fingerprint: str) -> PublicVerdict | None:
+        found = self.lookup(key, fingerprint)
+        return found[0] if found is not None else None
+
+    def lookup(self, key: tuple[str, ...], fingerprint: str) -> tuple[PublicVerdict, float] | None:
+        """The cached verdict and the seconds it may still be used, or None."""
         with self._lock:
             found = self._entries.get(key)
-            if found is None or found.fingerprint != fingerprint or found.until <= self._clock():
+            now = self._clock()
+            if found is None or found.fingerprint != fingerprint or found.until <= now:
                 return None
             self._entries.move_to_end(key)
-            return found.verdict
+            return found.verdict, found.until - now
 
     def put(self, key: tuple[str, ...], fingerprint: str, verdict: PublicVerdict, ttl_s: float) -> None:
         with self._lock:
@@ -427,10 +511,34 @@ def public_verdict(
     """The lot's verdict in plain words, from the cache when the ledger has not changed since (≤ 30 s), else
     verified afresh against the chain. A chain that does not answer gives ``unavailable``, never an error
     page: the buyer still sees the lot's story."""
+    verdict, _left_s = _public_verdict(
+        session,
+        registry,
+        provenance,
+        confirmations=confirmations,
+        yield_tolerance=yield_tolerance,
+        evidence_dir=evidence_dir,
+        cache=cache,
+    )
+    return verdict
+
+
+def _public_verdict(
+    session: DbSession,
+    registry: TraceRegistry,
+    provenance: Provenance,
+    *,
+    confirmations: int,
+    yield_tolerance: Decimal,
+    evidence_dir: Path | None,
+    cache: VerdictCache,
+    reuse: bool = True,
+) -> tuple[PublicVerdict, float]:
+    """:func:`public_verdict` and the seconds it may still be shown; verified afresh unless ``reuse``."""
     bind = session.get_bind()
     database = bind.url.render_as_string(hide_password=True) if hasattr(bind, "url") else repr(bind)
     key = (database, str(registry.address).lower(), provenance.code)
-    found = cache.get(key, provenance.fingerprint)
+    found = cache.lookup(key, provenance.fingerprint) if reuse else None
     if found is not None:
         return found
     try:
@@ -445,7 +553,7 @@ def public_verdict(
     except ChainError:
         unavailable = PublicVerdict("unavailable", (), datetime.now(UTC))
         cache.put(key, provenance.fingerprint, unavailable, UNAVAILABLE_TTL_S)
-        return unavailable
+        return unavailable, UNAVAILABLE_TTL_S
     statuses: dict[Status, VerdictStatus] = {
         Status.VERIFIED: "verified",
         Status.WARNING: "warning",
@@ -455,7 +563,7 @@ def public_verdict(
     reasons = tuple(dict.fromkeys(Reason(f.th, f.en, f.severity is Severity.ERROR) for f in verdict.findings))
     result = PublicVerdict(status, reasons, datetime.now(UTC), verdict.risk)
     cache.put(key, provenance.fingerprint, result, VERDICT_TTL_S)
-    return result
+    return result, VERDICT_TTL_S
 
 
 def registry_identity(registry: TraceRegistry) -> tuple[str, int | None]:
@@ -465,6 +573,225 @@ def registry_identity(registry: TraceRegistry) -> tuple[str, int | None]:
         return str(registry.address), registry.chain_id
     except ChainError:
         return str(registry.address), None
+
+
+# --------------------------------------------------------------------------------------- rendered answers
+
+
+@dataclass(frozen=True)
+class Kept(Generic[T]):
+    """A cached answer: what it was made from (the lineage, its fingerprint, the chain head if it was read),
+    the answer itself, and when it was made and stops being served (this cache's clock)."""
+
+    lineage: tuple[str, ...]
+    fingerprint: str
+    head: int | None
+    value: T
+    made: float
+    until: float
+
+
+class LineageCache(Generic[T]):
+    """Finished answers (a rendered page, an encoded verdict) per key, each served while its lineage's
+    fingerprint (one query, :func:`lineage_fingerprint`) and, where it was read, the chain head are unchanged,
+    and never past its own expiry. Thread-safe, bounded (least recently used go first); one per app, so the
+    key need not name the database or the registry."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_CACHED_LOTS):
+        self.clock = clock
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, ...], Kept[T]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._head: tuple[float, int] | None = None
+        self._head_asked = False
+        self._leaders: dict[tuple[str, ...], threading.Event] = {}
+
+    def fresh(self, session: DbSession, key: tuple[str, ...], head: int | None = None) -> Kept[T] | None:
+        """The entry for ``key`` if it has not expired and the ledger (and ``head``) still say what it did."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found.until <= self.clock():
+                return None
+            self._entries.move_to_end(key)
+        if found.head != head or lineage_fingerprint(session, found.lineage) != found.fingerprint:
+            return None
+        return found
+
+    def lookup(
+        self, session: DbSession, key: tuple[str, ...], head: int | None = None
+    ) -> tuple[Kept[T] | None, Role]:
+        """The entry to serve for ``key`` and what the caller is to do: ``serve`` it; ``lead`` (make a new
+        one, then call :meth:`made`); or ``make`` one without leading. One caller at a time leads per key:
+        the first to find no entry, or one whose life is three quarters spent (:data:`REFRESH_AT`), so an
+        entry is renewed before it expires while the others go on serving it, and callers that find none
+        wait for the leader's (up to :data:`LEAD_WAIT_S`) instead of all verifying the same lot at once."""
+        kept = self.fresh(session, key, head)
+        if kept is not None and self.clock() < kept.made + REFRESH_AT * (kept.until - kept.made):
+            return kept, "serve"
+        with self._lock:
+            leader = self._leaders.get(key)
+            if leader is None:
+                self._leaders[key] = threading.Event()
+                return kept, "lead"
+        if kept is not None:
+            return kept, "serve"  # being renewed by another caller, and still valid
+        leader.wait(LEAD_WAIT_S)
+        kept = self.fresh(session, key, head)
+        return (kept, "serve") if kept is not None else (None, "make")
+
+    def made(self, key: tuple[str, ...]) -> None:
+        """The leader for ``key`` is done (whether or not it put an entry): wake whoever waits for it."""
+        with self._lock:
+            leader = self._leaders.pop(key, None)
+        if leader is not None:
+            leader.set()
+
+    def put(
+        self,
+        key: tuple[str, ...],
+        lineage: Iterable[str],
+        fingerprint: str,
+        value: T,
+        ttl_s: float,
+        head: int | None = None,
+    ) -> Kept[T]:
+        now = self.clock()
+        kept = Kept(tuple(sorted(lineage)), fingerprint, head, value, now, now + ttl_s)
+        with self._lock:
+            self._entries[key] = kept
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return kept
+
+    def age_s(self, kept: Kept[T]) -> float:
+        return max(0.0, self.clock() - kept.made)
+
+    def head(self, registry: TraceRegistry) -> int:
+        """The chain's block number, asked at most every :data:`HEAD_TTL_S` seconds (else ChainError). While
+        one caller asks, the others take the number read before (older by that one round trip at most)
+        rather than all asking the node at once."""
+        now = self.clock()
+        with self._lock:
+            known = self._head
+            if known is not None and (now - known[0] < HEAD_TTL_S or self._head_asked):
+                return known[1]
+            self._head_asked = True
+        try:
+            number = registry.head()
+        finally:
+            with self._lock:
+                self._head_asked = False
+        with self._lock:
+            self._head = (now, number)
+        return number
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """A provenance page as sent: its bytes and their entity tag."""
+
+    body: bytes
+    etag: str
+
+
+PageCache = LineageCache[RenderedPage]
+"""The cache of rendered provenance pages, one per app."""
+
+
+def rendered_page(
+    session: DbSession,
+    registry: TraceRegistry,
+    lot_code: str,
+    *,
+    variant: tuple[str, ...],
+    render: Callable[[Provenance, PublicVerdict], bytes],
+    cache: PageCache,
+    confirmations: int,
+    yield_tolerance: Decimal = Decimal("1.5"),
+    evidence_dir: Path | None = None,
+    verdicts: VerdictCache = VERDICTS,
+) -> RenderedPage:
+    """The rendered page of ``lot_code`` (``variant`` names what else it depends on: language, address),
+    reused while its lineage's fingerprint holds and no longer than its verdict may be shown (≤ 30 s) or
+    the next certification on it expires; else read, verified (:func:`public_verdict`) and rendered afresh.
+    NotFound ``unknown_lot`` when the ledger has no such lot."""
+    key = (lot_code, *variant)
+    kept, role = cache.lookup(session, key)
+    if kept is not None and role == "serve":
+        return kept.value
+    try:
+        provenance = lot_provenance(session, lot_code)
+        fingerprint = lineage_fingerprint(session, provenance.lineage)
+        verdict, left_s = _public_verdict(
+            session,
+            registry,
+            provenance,
+            confirmations=confirmations,
+            yield_tolerance=yield_tolerance,
+            evidence_dir=evidence_dir,
+            cache=verdicts,
+            reuse=kept is None,  # renewing a page ahead of its expiry: its verdict is due too
+        )
+        body = render(provenance, verdict)
+        page = RenderedPage(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        now = datetime.now(UTC)
+        expiries = [c.expires for c in provenance.certifications if c.expires is not None and c.expires > now]
+        if expiries:
+            left_s = min(left_s, (min(expiries) - now).total_seconds())
+        cache.put(key, provenance.lineage, fingerprint, page, left_s)
+        return page
+    finally:
+        if role == "lead":
+            cache.made(key)
+
+
+VerifyCache = LineageCache[bytes]
+"""The cache of encoded verdicts (the importer API's JSON), one per app."""
+
+
+def verified_lot(
+    session: DbSession,
+    registry: TraceRegistry,
+    lot_code: str,
+    *,
+    encode: Callable[[Verdict], bytes | None],
+    cache: VerifyCache,
+    confirmations: int,
+    yield_tolerance: Decimal = Decimal("1.5"),
+    evidence_dir: Path | None = None,
+) -> tuple[bytes | None, float]:
+    """``services.ledger.verify_lot`` of ``lot_code``, encoded by ``encode``, and its age in seconds.
+
+    An encoded verdict is reused for at most :data:`VERIFY_TTL_S` seconds while the lineage's rows (events,
+    stored bodies, anchors: :func:`lineage_fingerprint`) and the chain's head block (asked at most once a
+    second) are unchanged: a new event, an anchoring, a certification or revocation, a reorganisation the
+    worker recorded, or any new block is seen at once (within the head's second). What is not seen before
+    the entry expires is the origin risk's view of the rest of the ledger (other lots' yields) and a
+    certification expiring by the clock. ``encode`` returns None for an answer not to keep (the chain did
+    not answer); ChainError when the head cannot be read."""
+    head = cache.head(registry)
+    kept, role = cache.lookup(session, (lot_code,), head)
+    if kept is not None and role == "serve":
+        return kept.value, cache.age_s(kept)
+    try:
+        lineage = sorted(Repository(session).lineage_lots(lot_code))
+        fingerprint = lineage_fingerprint(session, lineage)
+        verdict = verify_lot(
+            session,
+            registry,
+            lot_code,
+            confirmations=confirmations,
+            yield_tolerance=yield_tolerance,
+            evidence_dir=evidence_dir,
+        )
+        value = encode(verdict)
+        if value is not None:
+            cache.put((lot_code,), lineage, fingerprint, value, VERIFY_TTL_S, head)
+        return value, 0.0
+    finally:
+        if role == "lead":
+            cache.made((lot_code,))
 
 
 # --------------------------------------------------------------------------------------- resolver lookups

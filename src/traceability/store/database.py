@@ -23,7 +23,10 @@ def make_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20, **kwar
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # A file database gets the server's pool too: with SQLAlchemy's default 5 + 10 a busy server would
+        # open (and run the pragmas below for) a new connection on most requests.
+        sized = {"pool_size": pool_size, "max_overflow": max_overflow} if path and path != ":memory:" else {}
+        engine = create_engine(url, connect_args={"timeout": 30}, **sized, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -15,6 +15,10 @@ connection saves a whole round trip, and the address the phone shows stays the o
 lot's identifier). ``Vary: Accept`` keeps caches from handing the page to a machine or the JSON to a phone,
 and a ``Link`` header names the linkset on every answer, as GS1-Conformant resolvers do.
 
+The page is kept rendered while the lot's lineage is unchanged (``services.provenance.rendered_page``: one
+query per scan of a page already shown) and carries an ``ETag``: a phone that sends it back in
+``If-None-Match`` gets a 304 with no body, as long as the page is still what the ledger says.
+
 Every route is rate limited per client address (``TRACE_PUBLIC_RATE_PER_MIN``): a page over the limit is a
 short Thai/English page with ``Retry-After``, a JSON answer the usual error JSON.
 """
@@ -37,14 +41,15 @@ from traceability.errors import ChainUnavailable, NotFound, RateLimited, Traceab
 from traceability.services.exports import export_epcis
 from traceability.services.proof import build_bundle
 from traceability.services.provenance import (
+    PageCache,
     Provenance,
     PublicVerdict,
     Registry,
     find_lot,
     lot_provenance,
     normalise_lot_code,
-    public_verdict,
     registry_identity,
+    rendered_page,
 )
 from traceability.services.review import ledger_id_base
 from traceability.services.runtime import DbSession, Runtime
@@ -246,40 +251,74 @@ def _missing_page(request: Request, lang: str, code: str) -> Response:
 
 
 def _page(request: Request, session: DbSession, runtime: Runtime, lot_code: str, lang: str) -> Response:
-    """The provenance page of ``lot_code`` (the friendly 404 page for a lot the ledger does not hold)."""
+    """The provenance page of ``lot_code`` (the friendly 404 page for a lot the ledger does not hold), from
+    the app's page cache while the lineage is unchanged (``services.provenance.rendered_page``); a 304 to
+    a client that already holds this very page (``If-None-Match``)."""
     code = normalise_lot_code(lot_code)
-    try:
-        provenance = lot_provenance(session, code or "")
-    except NotFound:
-        return _missing_page(request, lang, lot_code)
     registry = _registry(runtime)
-    verdict = (
-        public_verdict(
+    if code is None:
+        return _missing_page(request, lang, lot_code)
+    if registry is None:
+        try:
+            provenance = lot_provenance(session, code)
+        except NotFound:
+            return _missing_page(request, lang, lot_code)
+        verdict = PublicVerdict("unavailable", (), datetime.now(UTC))
+        response = render(
+            request, "provenance.html", lang, _page_context(request, runtime, provenance, verdict, None, lang)
+        )
+        response.headers["Cache-Control"] = PAGE_CACHE
+        return response
+
+    def rendered(provenance: Provenance, verdict: PublicVerdict) -> bytes:
+        context = _page_context(request, runtime, provenance, verdict, registry, lang)
+        return bytes(render(request, "provenance.html", lang, context).body)
+
+    try:
+        page = rendered_page(
             session,
             registry,
-            provenance,
+            code,
+            variant=(lang, request.url.path),
+            render=rendered,
+            cache=page_cache(request),
             confirmations=runtime.settings.confirmations,
             yield_tolerance=runtime.settings.yield_tolerance,
             evidence_dir=runtime.settings.evidence_dir,
         )
-        if registry is not None
-        else PublicVerdict("unavailable", (), datetime.now(UTC))
-    )
-    context = _page_context(request, runtime, provenance, verdict, registry, lang)
-    response = render(request, "provenance.html", lang, context)
-    response.headers["Cache-Control"] = PAGE_CACHE
-    return response
+    except NotFound:
+        return _missing_page(request, lang, lot_code)
+    headers = {"Cache-Control": PAGE_CACHE, "ETag": page.etag}
+    if page.etag in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags an ``If-None-Match`` names (a weak ``W/`` tag compares as its strong form, as RFC 9110
+    allows for GET)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def page_cache(request: Request) -> PageCache:
+    """The app's cache of rendered pages (made by ``main.create_app``; one per app and process)."""
+    cache: PageCache = request.app.state.page_cache
+    return cache
 
 
 @router.get("/p/{lot_code}", include_in_schema=False)
 def provenance_page(
-    request: Request, lot_code: str, session: SessionDep, runtime: RuntimeDep, lang: str | None = None
+    request: Request, lot_code: str, runtime: RuntimeDep, lang: str | None = None
 ) -> Response:
+    """The page every scan opens. Its unit of work is opened here rather than by ``SessionDep``: a sync
+    generator dependency costs two more hops to the thread pool (enter and exit), as much again as a
+    cached page's own work."""
     language = pick_lang(lang)
     busy = _over_limit(request, runtime)
     if busy is not None:
         return _busy_page(request, language, busy)
-    return _page(request, session, runtime, lot_code, language)
+    with runtime.transaction() as session:
+        return _page(request, session, runtime, lot_code, language)
 
 
 # ------------------------------------------------------------------ the proof bundle
