@@ -160,3 +160,14 @@ def test_event_hashes_follow_leaf_order() -> None:
     tree = MerkleTree(events)
     assert [leaf_hash(e) for e in tree.event_hashes] == list(tree.leaves)
     assert sorted(tree.event_hashes) == sorted(events)
+
+
+@pytest.mark.parametrize("size", [*range(1, 40), 255, 256, 257, 1000, 1024, 1025])
+def test_all_proofs_in_one_pass_equal_each_proof(size: int) -> None:
+    events = [event(i) for i in range(size)]
+    tree = MerkleTree(events)
+    proofs = tree.proofs()
+    assert [e for e, _ in proofs] == list(tree.event_hashes)  # tree order, every event once
+    for e, proof in proofs:
+        assert proof == tree.proof(e)
+        assert fold(k(k(e)), proof) == tree.root  # folded independently of the module

@@ -46,7 +46,7 @@ def test_concurrent_claims_never_share_an_event(db, registry):
         with transaction(db.sessions) as s:
             claimed = set(s.scalars(select(models.Outbox.event_id).where(models.Outbox.batch_id == batch_id)))
         assert len(claimed) == 4
-        assert claimed.isdisjoint({o.event_id for o, _ in held})
+        assert claimed.isdisjoint({event_id for _, event_id, _ in held})
     finally:
         holder.rollback()
         holder.close()

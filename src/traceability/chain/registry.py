@@ -356,6 +356,14 @@ class TraceRegistry:
 
         return ChainRead(("block", number), "eth_getBlockByNumber", (hex(number), False), decode)
 
+    def read_receipt(self, tx_hash: str) -> ChainRead:
+        """The receipt of ``tx_hash`` (any status) as a batch read; None while it is not mined."""
+
+        def decode(result: Any) -> TxReceipt | None:
+            return None if result is None else TxReceipt.from_web3(receipt_formatter(result))
+
+        return ChainRead(("receipt", tx_hash), "eth_getTransactionReceipt", (tx_hash,), decode)
+
     def read_anchor_in_transaction(self, tx_hash: str, root: bytes | str) -> ChainRead:
         """:meth:`anchor_in_transaction` as a batch read."""
         root32 = as_bytes32(root)
@@ -437,6 +445,18 @@ class TraceRegistry:
         """:meth:`block_hash` of every block number, batched; ChainError if any read failed."""
         reads = {n: self.read_block_hash(n) for n in numbers}
         return _all_or_raise(reads, self.read_many(reads.values()))
+
+    def receipts(self, tx_hashes: Iterable[str]) -> dict[str, TxReceipt | None]:
+        """The receipt of every transaction (None: not mined yet), batched; ChainError if any read failed."""
+        reads = {tx_hash: self.read_receipt(tx_hash) for tx_hash in tx_hashes}
+        return _all_or_raise(reads, self.read_many(reads.values()))
+
+    def head_and_block_hashes(self, numbers: Iterable[int]) -> tuple[int, dict[int, str | None]]:
+        """:meth:`head` and :meth:`block_hashes` in one round trip; ChainError if any read failed."""
+        reads: dict[Any, ChainRead] = {n: self.read_block_hash(n) for n in numbers}
+        reads["head"] = self.read_head()
+        answers = _all_or_raise(reads, self.read_many(reads.values()))
+        return int(answers.pop("head")), answers
 
     def verify_events(
         self, items: Sequence[tuple[bytes | str, Sequence[bytes] | Sequence[str], bytes | str]]
@@ -587,6 +607,11 @@ class TraceRegistry:
         if receipt is None or receipt.status != 1:
             return None
         return self._anchor_in_receipt(receipt, root32)
+
+    def anchor_in_receipt(self, receipt: TxReceipt, root: bytes | str) -> AnchorReceipt | None:
+        """The anchor of ``root`` that ``receipt``'s transaction made; None if it failed, emitted no
+        ``Anchored(root)`` of this registry (e.g. a re-anchoring no-op), or anchored another root."""
+        return None if receipt.status != 1 else self._anchor_in_receipt(receipt, as_bytes32(root))
 
     def _anchor_in_receipt(self, receipt: TxReceipt, root32: bytes) -> AnchorReceipt | None:
         for event in self._logs(receipt, "Anchored"):

@@ -6,6 +6,13 @@ Batch states: ``sending`` (row and root written; a transaction may or may not ha
 block hash still canonical). A ``sending`` batch is looked up on chain before anything is sent again; a
 ``mined`` batch whose block left the canonical chain (a reorg) is looked up again and re-sent if its anchor
 is gone. Re-anchoring a root is a no-op on chain, so a duplicate send can never anchor twice.
+
+Pipelining: a pass claims and sends batches while fewer than ``max_in_flight`` await receipts, each written
+ahead (row and root committed) before its transaction goes out with the sender's next nonce; receipts are
+then read oldest first, all in one JSON-RPC batch (the worker loop waits for the oldest only when the window
+is full, so the next batch is built while earlier ones wait for their block). Batches in flight are known
+only to this process: after any failure it forgets them and they are ``sending`` rows like any a crash
+leaves, found by the recovery above (looked up on chain first, sent again only if absent).
 """
 
 from __future__ import annotations
@@ -18,16 +25,21 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from traceability.chain.registry import TraceRegistry
+from traceability.chain.registry import AnchorReceipt, TraceRegistry, TxReceipt
 from traceability.domain.ids import from_hex, to_hex
 from traceability.domain.merkle import MerkleTree
 from traceability.domain.states import BatchStatus, OutboxStatus
-from traceability.errors import ChainError, ChainUnavailable
+from traceability.errors import ChainError, ChainUnavailable, Conflict
 from traceability.store import models
 from traceability.store.database import transaction
 from traceability.store.repository import Repository
 
 log = logging.getLogger(__name__)
+
+#: Batches sent and not yet mined, at most. On a chain with a block time every batch made within one block
+#: time goes into the next block: eight of 1,024 events carry 8,192 events a second on one-second blocks,
+#: while a failure leaves at most eight ``sending`` rows for the recovery to look up.
+MAX_IN_FLIGHT = 8
 
 
 @dataclass
@@ -35,6 +47,16 @@ class AnchorStats:
     batches: int = 0
     events: int = 0
     gas_used: int = 0
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """A batch this process wrote ahead; ``tx_hash`` once it is sent."""
+
+    batch_id: int
+    root: bytes
+    count: int
+    tx_hash: str = ""
 
 
 class Anchorer:
@@ -47,6 +69,7 @@ class Anchorer:
         confirmations: int,
         receipt_timeout_s: float = 120.0,
         stuck_tx_s: float = 90.0,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
@@ -54,7 +77,9 @@ class Anchorer:
         self.confirmations = confirmations
         self.receipt_timeout_s = receipt_timeout_s
         self.stuck_tx_s = stuck_tx_s
+        self.max_in_flight = max(1, max_in_flight)
         self.stats = AnchorStats()
+        self._in_flight: list[_Flight] = []  # sent by this process, oldest first
 
     @property
     def _skip_locked(self) -> bool:
@@ -64,30 +89,29 @@ class Anchorer:
     # --- step 1: claim and write ahead ----------------------------------------------------------------
     def claim_batch(self) -> int | None:
         """Take up to batch_max pending events into a new ``sending`` batch (committed). None if none."""
+        claimed = self._claim(1)
+        return None if claimed is None else claimed.batch_id
+
+    def _claim(self, minimum: int) -> _Flight | None:
+        """Claim a batch of at least ``minimum`` events in one transaction: one SELECT (FOR UPDATE SKIP
+        LOCKED on PostgreSQL), the batch row, one UPDATE of the outbox rows, one INSERT of every proof."""
         with transaction(self.sessions) as session:
             repo = Repository(session)
-            claimed = repo.claim_pending(self.batch_max, skip_locked=self._skip_locked)
-            if not claimed:
+            rows = repo.claim_pending(self.batch_max, skip_locked=self._skip_locked)
+            if not rows or len(rows) < minimum:
                 return None
-            hashes = [from_hex(h) for _, h in claimed]
-            tree = MerkleTree(hashes)
-            batch = models.Batch(root=to_hex(tree.root), event_count=len(claimed), status=BatchStatus.SENDING)
-            session.add(batch)
-            session.flush()
-            for outbox, h in claimed:
-                outbox.status = OutboxStatus.BATCHED
-                outbox.batch_id = batch.id
-                session.add(
-                    models.BatchEvent(
-                        batch_id=batch.id,
-                        event_id=outbox.event_id,
-                        proof=[to_hex(p) for p in tree.proof(from_hex(h))],
-                    )
-                )
-            return batch.id
+            event_of = {from_hex(h): event_id for _, event_id, h in rows}
+            tree = MerkleTree(list(event_of))
+            batch_id = repo.add_batch(to_hex(tree.root), len(rows))
+            proofs = [(event_of[h], [to_hex(p) for p in proof]) for h, proof in tree.proofs()]
+            if repo.batch_claimed(batch_id, [outbox_id for outbox_id, _, _ in rows], proofs) != len(rows):
+                # Rolled back whole: another claimer took some of these rows since they were read.
+                raise Conflict("pending events were claimed elsewhere meanwhile; claim again")
+            return _Flight(batch_id, tree.root, len(rows))
 
     # --- step 2: send, or find what an earlier run sent -----------------------------------------------
     def send_batch(self, batch_id: int) -> None:
+        """Resume a ``sending`` batch: look it up on chain, send it only if absent, wait for its receipt."""
         with transaction(self.sessions) as session:
             batch = session.get(models.Batch, batch_id)
             if batch is None or batch.status != BatchStatus.SENDING:
@@ -100,6 +124,15 @@ class Anchorer:
                 batch.sent_at = datetime.now(UTC)
                 log.info("batch %s: sent %s (%d events)", batch.id, tx_hash, batch.event_count)
         self._await_receipt(batch_id)
+
+    def _send_new(self, flight: _Flight) -> None:
+        """Send a batch this pass has just written ahead, then record its transaction. No lookup first: its
+        row was committed a moment ago by this process, so nothing can have sent its root yet."""
+        tx_hash = self.registry.send_anchor(flight.root, flight.count)
+        with transaction(self.sessions) as session:
+            Repository(session).batch_sent(flight.batch_id, tx_hash, datetime.now(UTC))
+        log.info("batch %s: sent %s (%d events)", flight.batch_id, tx_hash, flight.count)
+        self._in_flight.append(_Flight(flight.batch_id, flight.root, flight.count, tx_hash))
 
     def _await_receipt(self, batch_id: int) -> None:
         # Read, wait with no transaction open (a receipt can take minutes), then write in a fresh one.
@@ -115,31 +148,83 @@ class Anchorer:
         if found is None:
             # Not on chain and no transaction of ours pending: leave it `sending`; the next pass resends.
             return
+        self._mark_mined({batch_id: found})
+
+    def collect(self, *, wait: bool) -> int:
+        """Record the receipts of the batches in flight. With ``wait``, block for the oldest one's (stuck,
+        it is replaced with higher fees after ``stuck_tx_s``); the others' are read in one JSON-RPC batch
+        and taken if mined. A transaction mined without anchoring its root (reverted, or a no-op) leaves its
+        batch ``sending`` for the recovery. Returns the batches newly mined."""
+        if not self._in_flight:
+            return 0
+        receipts: dict[str, TxReceipt | None] = {}
+        if wait:
+            oldest = self._in_flight[0]
+            receipts[oldest.tx_hash] = self.registry.wait_receipt(
+                oldest.tx_hash, timeout=self.receipt_timeout_s, replace_after=self.stuck_tx_s
+            )
+        rest = [f.tx_hash for f in self._in_flight if f.tx_hash not in receipts]
+        if rest:
+            receipts.update(self.registry.receipts(rest))
+        mined: dict[int, AnchorReceipt] = {}
+        still: list[_Flight] = []
+        for flight in self._in_flight:
+            receipt = receipts[flight.tx_hash]
+            if receipt is None:
+                still.append(flight)
+                continue
+            found = self.registry.anchor_in_receipt(receipt, flight.root) or self.registry.find_anchor(
+                flight.root
+            )
+            if found is None:
+                log.warning(
+                    "batch %s: %s mined without anchoring it; it will be sent again",
+                    flight.batch_id,
+                    receipt.tx_hash,
+                )
+                continue
+            mined[flight.batch_id] = found
+        self._in_flight = still
+        return self._mark_mined(mined)
+
+    def _mark_mined(self, found: dict[int, AnchorReceipt]) -> int:
+        """Record where each batch was anchored (one transaction); the batches newly mined."""
+        done = 0
         with transaction(self.sessions) as session:
-            batch = session.get(models.Batch, batch_id)
-            if batch is None or batch.status != BatchStatus.SENDING:
-                return
-            # The log names the transaction that anchored: a fee-bumped replacement, or an earlier run's.
-            batch.tx_hash = found.tx_hash
-            batch.block_number = found.block_number
-            batch.block_hash = found.block_hash
-            batch.block_time = datetime.fromtimestamp(found.block_time, UTC)
-            if batch.gas_used is None:
-                batch.gas_used = found.gas_used
-            batch.status = BatchStatus.MINED
-            self.stats.gas_used += found.gas_used or 0
+            for batch_id, anchor in found.items():
+                batch = session.get(models.Batch, batch_id)
+                if batch is None or batch.status != BatchStatus.SENDING:
+                    continue
+                # The log names the transaction that anchored: a fee-bumped replacement, or an earlier run's.
+                batch.tx_hash = anchor.tx_hash
+                batch.block_number = anchor.block_number
+                batch.block_hash = anchor.block_hash
+                batch.block_time = datetime.fromtimestamp(anchor.block_time, UTC)
+                if batch.gas_used is None:
+                    batch.gas_used = anchor.gas_used
+                batch.status = BatchStatus.MINED
+                self.stats.gas_used += anchor.gas_used or 0
+                done += 1
+        return done
 
     # --- step 3: finality ---------------------------------------------------------------------------
     def finalize(self) -> int:
-        """Mark mined batches anchored once final; re-check any whose block was reorganised away."""
-        done = 0
+        """Mark mined batches anchored once final; re-check any whose block was reorganised away.
+
+        One query for the mined batches, one JSON-RPC batch for the head and their blocks' hashes, one
+        UPDATE of their outbox rows."""
+        done: list[int] = []
         with transaction(self.sessions) as session:
             repo = Repository(session)
-            head = self.registry.head()
-            for batch in repo.batches_in([BatchStatus.MINED]):
+            mined = repo.batches_in([BatchStatus.MINED])
+            if not mined:
+                return 0
+            head, canonical = self.registry.head_and_block_hashes(
+                {b.block_number for b in mined if b.block_number is not None}
+            )
+            for batch in mined:
                 assert batch.block_number is not None
-                canonical = self.registry.block_hash(batch.block_number)
-                if canonical != batch.block_hash:
+                if canonical[batch.block_number] != batch.block_hash:
                     found = self.registry.find_anchor(from_hex(batch.root))
                     if found is None:
                         log.warning("batch %s: anchor gone after a reorg; sending again", batch.id)
@@ -155,17 +240,18 @@ class Anchorer:
                 if head - batch.block_number >= self.confirmations:
                     batch.status = BatchStatus.ANCHORED
                     batch.anchored_at = datetime.now(UTC)
-                    repo.set_outbox_status(batch.id, OutboxStatus.ANCHORED)
                     self.stats.batches += 1
                     self.stats.events += batch.event_count
-                    done += 1
-        return done
+                    done.append(batch.id)
+            repo.set_outbox_status(done, OutboxStatus.ANCHORED)
+        return len(done)
 
     # --- the loop's body ----------------------------------------------------------------------------
     def recover(self) -> None:
         """Resume batches an earlier run left behind (crash, outage) before making new ones."""
+        ours = {f.batch_id for f in self._in_flight}
         with transaction(self.sessions) as session:
-            stale = [b.id for b in Repository(session).batches_in([BatchStatus.SENDING])]
+            stale = [b.id for b in Repository(session).batches_in([BatchStatus.SENDING]) if b.id not in ours]
         for batch_id in stale:
             self.send_batch(batch_id)
         from traceability.services.chainops import resume_chain_ops
@@ -173,19 +259,34 @@ class Anchorer:
         # Certifications and registrations written ahead but not finished: finish them, or report why not.
         resume_chain_ops(self.sessions, self.registry, timeout=self.receipt_timeout_s)
 
-    def step(self) -> int:
-        """One pass: recover, anchor up to one batch, finalize. Returns events newly claimed."""
+    def step(self, *, claim: bool = True, partial: bool = True, wait: bool = True) -> int:
+        """One pass: recover; claim and send batches until ``max_in_flight`` are in flight (after the
+        first, full ones only; with ``partial`` False the first must be full too); take the receipts
+        already there, waiting for the oldest one's with ``wait`` or when no more may be in flight;
+        finalize. Without ``claim``, nothing new is claimed. Returns events newly claimed."""
         self.registry.head()  # fails fast with ChainUnavailable: nothing is claimed while the chain is down
-        self.recover()
-        batch_id = self.claim_batch()
         claimed = 0
-        if batch_id is not None:
-            with transaction(self.sessions) as session:
-                b = session.get(models.Batch, batch_id)
-                claimed = b.event_count if b else 0
-            self.send_batch(batch_id)
-        self.finalize()
+        try:
+            self.recover()
+            while claim and len(self._in_flight) < self.max_in_flight:
+                flight = self._claim(1 if partial and claimed == 0 else self.batch_max)
+                if flight is None:
+                    break
+                claimed += flight.count
+                self._send_new(flight)
+            self.collect(wait=(wait and claim) or len(self._in_flight) >= self.max_in_flight)
+            self.finalize()
+        except BaseException:
+            self._abandon()
+            raise
         return claimed
+
+    def _abandon(self) -> None:
+        """After a failure, trust nothing remembered: batches in flight become plain ``sending`` rows for
+        :meth:`recover` (looked up on chain before any resend), and the nonce is counted again by the node."""
+        self._in_flight = []
+        if self.registry.sender is not None:
+            self.registry.sender.resync_nonce()
 
     def unfinished(self) -> int:
         with transaction(self.sessions) as session:
@@ -305,25 +406,30 @@ def stall_message(head: int, stalled_s: float) -> str:
 
 
 def run_forever(anchorer: Anchorer, *, interval_s: float, stop: Callable[[], bool]) -> None:
-    """The worker loop: a batch as soon as batch_max events wait, else every interval_s."""
+    """The worker loop: full batches as soon as batch_max events wait, and again at once while they keep
+    waiting (sustained throughput needs no pause between passes); a partial batch every interval_s."""
     last_claim = 0.0
     while not stop():
+        busy = False
         try:
             with transaction(anchorer.sessions) as session:
                 pending = Repository(session).pending_count()
-            due = pending >= anchorer.batch_max or (pending and time.monotonic() - last_claim >= interval_s)
-            if due:
-                anchorer.step()
+            interval_due = time.monotonic() - last_claim >= interval_s
+            if pending >= anchorer.batch_max or (pending and interval_due):
+                # No wait for a receipt while the window has room: the next batch is built meanwhile.
+                anchorer.step(partial=interval_due, wait=False)
                 last_claim = time.monotonic()
+                busy = pending >= anchorer.batch_max
             else:
-                anchorer.recover()
-                anchorer.finalize()
+                anchorer.step(claim=False)
         except ChainUnavailable as exc:
             log.warning("chain unavailable, events stay pending: %s", exc)
         except ChainError as exc:
             log.error("anchoring error: %s", exc)
         except Exception:  # a database hiccup must not end the worker; the next pass re-reads all state
             log.exception("anchoring pass failed; retrying")
+        if busy:
+            continue
         for _ in range(10):
             if stop():
                 return

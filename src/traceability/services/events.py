@@ -1,41 +1,47 @@
-"""Record an event: validate it against the ledger, link it into each lot's hash chain, store its EPCIS body
-and CBV 2.0 hash with an outbox row in the same transaction.
+"""Record events: validate them against the ledger, link each into its lots' hash chains, store their EPCIS
+bodies and CBV 2.0 hashes with outbox rows in the caller's transaction.
+
+One path for one event and for a batch, in three steps:
+
+1. load one snapshot of everything the events touch, in a few set-based queries (:func:`plan_events`): earlier
+   events by id and by idempotency key, the lots with their heads, the plots named with their farmer's and
+   อปท.'s codes, and the stored history of the lots whose mass balance the events need (parsed once);
+2. let :func:`traceability.domain.ingest.decide` judge and map every event in order against it (pure code);
+3. write what it accepted with one bulk INSERT per table (:func:`write_planned`).
 
 The service completes what only the ledger knows before the body is built: ``prev`` (each lot's head) and,
 for a planting, the อปท. (``authority``) its plot belongs to. A retry with the same ``event_id`` (or the same
-``Idempotency-Key``) and the same content returns the stored event; different content is a 409 conflict.
+``Idempotency-Key``) and the same content returns the stored event; different content is a 409 conflict. A
+concurrent append to the same lot loses on the unique (lot, seq) and is a :class:`ChainConflict` (409, retry).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from traceability.domain import codec
-from traceability.domain.catalog import crop
-from traceability.domain.epcis import from_epcis, in_canonical_order, to_epcis
-from traceability.domain.events import (
-    EVENT_ADAPTER,
-    Certification,
-    Cooling,
-    Event,
-    Grading,
-    Harvest,
-    Packing,
-    Planting,
-    Revocation,
-    Transport,
-    lots_touched,
+from traceability.domain.epcis import from_epcis
+from traceability.domain.events import EVENT_ADAPTER, Event, Harvest, Planting, lots_touched
+from traceability.domain.ingest import (
+    MOVING_KINDS,
+    Accepted,
+    Ledger,
+    Outcome,
+    Refusal,
+    Retry,
+    Submitter,
+    decide,
+    needs_balance,
 )
-from traceability.domain.hashing import event_hash, hash_hex
-from traceability.domain.lineage import Balance, apply_event, created_lots
-from traceability.domain.states import LotRole, OutboxStatus
-from traceability.errors import ChainConflict, Conflict, Forbidden, InvalidEvent, NotFound
+from traceability.domain.states import OutboxStatus, Role
+from traceability.errors import BatchRejected, ChainConflict, InvalidEvent, TraceabilityError
 from traceability.services.identity import ensure_id_base
 from traceability.store import models
 from traceability.store.repository import Repository
@@ -48,6 +54,18 @@ class RecordedEvent:
     kind: str
     lots: tuple[str, ...]
     created: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What recording a batch would do: one outcome per event, in order; nothing written yet."""
+
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def refusals(self) -> list[tuple[int, TraceabilityError]]:
+        """(index, error) of every refused event."""
+        return [(n, o.error) for n, o in enumerate(self.outcomes) if isinstance(o, Refusal)]
 
 
 def parse_event(data: Mapping[str, object]) -> Event:
@@ -65,19 +83,6 @@ def stored_event(row: models.Event) -> Event:
     return from_epcis(codec.loads(row.body))
 
 
-def _existing(row: models.Event, event: Event, lots: tuple[str, ...]) -> RecordedEvent:
-    """The stored event, if ``event`` says the same thing; a 409 if it is another event under the same id."""
-    stored = stored_event(row)
-    filled: dict[str, object] = {"prev": ()}
-    if isinstance(event, Planting) and event.authority is None:
-        filled["authority"] = None  # the service filled it in when it was first recorded
-    if stored.model_copy(update=filled) != event.model_copy(update={"prev": ()}):
-        raise Conflict(
-            f"event {event.event_id} was already recorded with different content", code="event_conflict"
-        )
-    return RecordedEvent(row.id, row.hash, row.kind, lots, created=False)
-
-
 def record_event(
     session: Session,
     event: Event,
@@ -85,159 +90,168 @@ def record_event(
     id_base: str,
     idempotency_key: str | None = None,
     enforce_ownership: bool = True,
+    submitter: Submitter | None = None,
 ) -> RecordedEvent:
-    repo = Repository(session)
-    id_base = ensure_id_base(session, id_base)
-    touched = lots_touched(event)
-
-    # A retry (same key, or the same client-made event id) returns what the first attempt stored.
-    if idempotency_key:
-        prior = repo.event_by_key(idempotency_key)
-        if prior is not None:
-            if prior.id != event.event_id:
-                raise Conflict(
-                    "Idempotency-Key was already used for a different event", code="idempotency_conflict"
-                )
-            return _existing(prior, event, touched)
-    prior = repo.event(event.event_id)
-    if prior is not None:
-        return _existing(prior, event, touched)
-
-    new_lots = set(created_lots(event))
-    event, gtins = _check_against_ledger(repo, event, new_lots, enforce_ownership=enforce_ownership)
-
-    heads = {lot: repo.head(lot) for lot in touched if lot not in new_lots}
-    missing = [lot for lot, h in heads.items() if h is None]
-    if missing:
-        raise InvalidEvent(f"lot has no history yet: {', '.join(missing)}", code="unknown_lot")
-    # Lots packed by one event share it as their head: a merge of them names it once (prev may not repeat).
-    prev = tuple(dict.fromkeys(h[1] for lot in touched if (h := heads.get(lot)) is not None))
-    event = event.model_copy(update={"prev": prev})
-
-    body = in_canonical_order(to_epcis(event, id_base=id_base, gtins=gtins))
-    digest = hash_hex(event_hash(body))
-    row = models.Event(
-        id=event.event_id,
-        kind=event.kind,
-        event_time=event.event_time,
-        actor=event.actor,
-        body=codec.dumps(body),
-        hash=digest,
-        idempotency_key=idempotency_key,
+    """Record one event, or return it as stored if this is a retry; a refusal raises the rule's own error."""
+    plan = plan_events(
+        session,
+        [event],
+        id_base=id_base,
+        idempotency_keys=[idempotency_key],
+        enforce_ownership=enforce_ownership,
+        submitter=submitter,
     )
-    session.add(row)
-    for lot in touched:
-        head = heads.get(lot)
-        role = LotRole.SUBJECT
-        if lot in new_lots:
-            role = LotRole.OUT
-        elif isinstance(event, Packing):
-            role = LotRole.IN
-        session.add(
-            models.EventLot(event_id=row.id, lot_code=lot, seq=(head[0] + 1) if head else 1, role=role)
-        )
-    session.add(models.Outbox(event_id=row.id, status=OutboxStatus.PENDING))
+    outcome = plan.outcomes[0]
+    if isinstance(outcome, Refusal):
+        raise outcome.error
+    return write_planned(session, plan)[0]
+
+
+def record_events(
+    session: Session,
+    events: Sequence[Event],
+    *,
+    id_base: str,
+    idempotency_keys: Sequence[str | None] | None = None,
+    enforce_ownership: bool = True,
+    submitter: Submitter | None = None,
+) -> list[RecordedEvent]:
+    """Record every event or none, in one snapshot, one pass and one bulk write. Later events may depend on
+    earlier ones (a harvest after its planting in the same batch). If any is refused, :class:`BatchRejected`
+    names each by its index and nothing is written."""
+    plan = plan_events(
+        session,
+        events,
+        id_base=id_base,
+        idempotency_keys=idempotency_keys,
+        enforce_ownership=enforce_ownership,
+        submitter=submitter,
+    )
+    return write_planned(session, plan)
+
+
+def batch_rejection(refusals: Sequence[tuple[int, TraceabilityError]], total: int) -> BatchRejected:
+    """The error naming every refused item; its status is theirs if they all share one, else 422."""
+    statuses = {error.status_code for _, error in refusals}
+    return BatchRejected(
+        f"{len(refusals)} of {total} events refused; nothing was stored",
+        [{"index": n, "code": error.code, "message": error.message} for n, error in refusals],
+        status_code=statuses.pop() if len(statuses) == 1 else 422,
+    )
+
+
+def plan_events(
+    session: Session,
+    events: Sequence[Event],
+    *,
+    id_base: str,
+    idempotency_keys: Sequence[str | None] | None = None,
+    enforce_ownership: bool = True,
+    submitter: Submitter | None = None,
+) -> Plan:
+    """Judge ``events`` in order against one snapshot of the ledger; write nothing.
+
+    ``submitter`` (API submissions) also checks the submitter's rights, against the ledger as the earlier
+    events of the batch leave it."""
+    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(events)
+    if len(keys) != len(events):
+        raise ValueError("one idempotency key (or None) per event")
+    ledger = _snapshot(
+        Repository(session), events, keys, ensure_id_base(session, id_base), submitter=submitter
+    )
+    outcomes = decide(
+        list(zip(events, keys, strict=True)), ledger, enforce_ownership=enforce_ownership, submitter=submitter
+    )
+    return Plan(tuple(outcomes))
+
+
+def write_planned(session: Session, plan: Plan) -> list[RecordedEvent]:
+    """Write the plan's new events with one bulk INSERT per table; :class:`BatchRejected` (nothing written)
+    if it refused any. Returns every event, recorded now or found stored, in order."""
+    if plan.refusals:
+        raise batch_rejection(plan.refusals, len(plan.outcomes))
+    accepted = [o for o in plan.outcomes if isinstance(o, Accepted)]
+    if accepted:
+        _write(Repository(session), accepted)
+    recorded: list[RecordedEvent] = []
+    for outcome in plan.outcomes:
+        if isinstance(outcome, Retry):
+            recorded.append(RecordedEvent(outcome.event_id, outcome.hash, outcome.kind, outcome.lots, False))
+        elif isinstance(outcome, Accepted):
+            e = outcome.event
+            recorded.append(RecordedEvent(e.event_id, outcome.hash, e.kind, outcome.lots, True))
+    return recorded
+
+
+def _snapshot(
+    repo: Repository,
+    events: Sequence[Event],
+    keys: Sequence[str | None],
+    id_base: str,
+    *,
+    submitter: Submitter | None,
+) -> Ledger:
+    """Everything ``events`` touch, in a few set-based queries whatever their number."""
+    codes = list(dict.fromkeys(lot for event in events for lot in lots_touched(event)))
+    by_id, by_key = repo.prior_events([e.event_id for e in events], [k for k in keys if k])
+    lots, heads = repo.lots_with_heads(codes)
+    parents: dict[str, frozenset[str]] = {}
+    origin_ids: list[int] = []
+    if submitter is not None and submitter.role == Role.FARMER:
+        # A farmer's rights follow each lot's lineage back to its origin plots.
+        parents = repo.lineage_parents(list(lots))
+        ancestors = {p for ps in parents.values() for p in ps} - lots.keys()
+        if ancestors:
+            lots.update(repo.lots_with_heads(sorted(ancestors))[0])
+        origin_ids = [lot.plot_id for lot in lots.values() if lot.plot_id is not None]
+    plot_codes = [e.plot_id for e in events if isinstance(e, Planting | Harvest)]
+    plots = repo.plots_with_owners(plot_codes, origin_ids) if plot_codes or origin_ids else {}
+    # Only lots that exist have a stored history (lots created in the batch start empty), and only events
+    # that move kilograms are parsed: parsing is most of what reading a lot's history costs.
+    weighed = [lot for e in events if needs_balance(e) for lot in lots_touched(e) if lot in lots]
+    bodies = repo.bodies_touching(weighed, MOVING_KINDS) if weighed else []
+    history = [from_epcis(codec.loads(body)) for body in bodies]
+    return Ledger(id_base, lots, heads, plots, by_id, by_key, history, parents)
+
+
+def _write(repo: Repository, accepted: Sequence[Accepted]) -> None:
+    # recorded_at steps by a microsecond per event so that the batch's order stays the ledger's order.
+    now = models.utcnow()
     try:
-        session.flush()
-    except IntegrityError as exc:
-        # Another request appended to one of these lots first: its head moved under us.
-        raise ChainConflict("another event was recorded on this lot at the same time; retry") from exc
-    return RecordedEvent(row.id, digest, row.kind, touched, created=True)
-
-
-def _check_against_ledger(
-    repo: Repository, event: Event, new_lots: set[str], *, enforce_ownership: bool
-) -> tuple[Event, dict[str, str]]:
-    """Refuse what the ledger says cannot be true; create lot rows for new lots. Returns the event completed
-    with what the ledger knows (a planting's authority) and lot → GTIN."""
-    for lot in new_lots:
-        if repo.lot(lot) is not None:
-            raise InvalidEvent(f"lot {lot} already exists", code="lot_exists")
-    gtins: dict[str, str] = {}
-    for lot in lots_touched(event):
-        if lot in new_lots:
-            continue
-        existing = repo.lot(lot)
-        if existing is None:
-            raise NotFound(f"unknown lot {lot}")
-        if existing.gtin:
-            gtins[lot] = existing.gtin
-
-    if isinstance(event, Planting):
-        plot = _plot_of(repo, event.plot_id, event.actor, enforce_ownership)
-        authority = repo.authority(plot.authority_id)
-        assert authority is not None  # a foreign key
-        if event.authority is not None and event.authority != authority.code:
-            raise InvalidEvent(
-                f"plot {event.plot_id} belongs to {authority.code}, not {event.authority}",
-                code="authority_mismatch",
-            )
-        event = event.model_copy(update={"authority": authority.code})
-        c = crop(event.crop)
-        repo.session.add(
-            models.Lot(
-                code=event.lot_code,
-                crop=event.crop,
-                product_th=c.name_th,
-                product_en=c.name_en,
-                authority_id=plot.authority_id,
-                plot_id=plot.id,
-            )
+        repo.insert_recorded(
+            lots=[
+                {
+                    "code": lot.code,
+                    "crop": lot.crop,
+                    "product_th": lot.product_th,
+                    "product_en": lot.product_en,
+                    "gtin": lot.gtin,
+                    "authority_id": lot.authority_id,
+                    "plot_id": lot.plot_id,
+                }
+                for a in accepted
+                for lot in a.new_lots
+            ],
+            events=[
+                {
+                    "id": a.event.event_id,
+                    "kind": a.event.kind,
+                    "event_time": a.event.event_time,
+                    "recorded_at": now + timedelta(microseconds=n),
+                    "actor": a.event.actor,
+                    "body": a.body,
+                    "hash": a.hash,
+                    "idempotency_key": a.idempotency_key,
+                }
+                for n, a in enumerate(accepted)
+            ],
+            links=[
+                {"event_id": a.event.event_id, "lot_code": link.lot_code, "seq": link.seq, "role": link.role}
+                for a in accepted
+                for link in a.links
+            ],
+            outbox=[{"event_id": a.event.event_id, "status": OutboxStatus.PENDING} for a in accepted],
         )
-    elif isinstance(event, Harvest):
-        lot_row = repo.lot(event.lot_code)
-        plot = _plot_of(repo, event.plot_id, event.actor, enforce_ownership)
-        if lot_row is not None and lot_row.plot_id != plot.id:
-            raise InvalidEvent(
-                f"lot {event.lot_code} was not planted on plot {event.plot_id}", code="plot_mismatch"
-            )
-        if lot_row is not None and lot_row.crop != event.crop:
-            raise InvalidEvent(
-                f"lot {event.lot_code} was planted as {lot_row.crop}, not {event.crop}", code="crop_mismatch"
-            )
-    elif isinstance(event, Packing):
-        first = repo.lot(event.inputs[0].lot_code)
-        assert first is not None  # checked above
-        for out in event.outputs:
-            if event.gtin:
-                gtins[out.lot_code] = event.gtin
-            repo.session.add(
-                models.Lot(
-                    code=out.lot_code,
-                    crop=first.crop,
-                    product_th=first.product_th,
-                    product_en=first.product_en,
-                    gtin=event.gtin,
-                    authority_id=first.authority_id,
-                    plot_id=None,
-                )
-            )
-    elif isinstance(event, Certification | Revocation):
-        pass  # signatures and officer rights are checked by the certification service
-
-    _check_balance(repo, event)
-    return event, gtins
-
-
-def _plot_of(repo: Repository, plot_code: str, actor: str, enforce_ownership: bool) -> models.Plot:
-    """The plot, which a farmer may write events for only if it is theirs."""
-    plot = repo.plot_by_code(plot_code)
-    if plot is None:
-        raise NotFound(f"unknown plot {plot_code}")
-    farmer = repo.session.get(models.Farmer, plot.farmer_id)
-    if enforce_ownership and (farmer is None or farmer.code != actor):
-        raise Forbidden(f"plot {plot_code} does not belong to {actor}")
-    return plot
-
-
-def _check_balance(repo: Repository, event: Event) -> None:
-    """Replay the touched lots' history and refuse an event that takes out more than they hold."""
-    if not isinstance(event, Cooling | Grading | Packing | Transport):
-        return  # planting, harvest, certification and revocation neither take out nor observe quantities
-    lots = list(lots_touched(event))
-    balance = Balance.empty()
-    for row in repo.events_touching(lots):
-        apply_event(balance, stored_event(row), set(lots))
-    problems = apply_event(balance, event, set(lots))
-    if problems:
-        raise InvalidEvent(problems[0].en, code="mass_balance")
+    except IntegrityError as exc:
+        # Another transaction appended to one of these lots (or created one of them) first.
+        raise ChainConflict("another event was recorded on this lot at the same time; retry") from exc

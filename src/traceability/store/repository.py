@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Select, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
 
+from traceability.domain.ingest import LotFacts, PlotFacts, PriorEvent
 from traceability.domain.states import BatchStatus, ChainOpStatus, LotRole, OutboxStatus
 from traceability.store.models import (
     Authority,
@@ -30,6 +31,9 @@ from traceability.store.models import (
     Plot,
     utcnow,
 )
+
+_V = TypeVar("_V")
+_W = TypeVar("_W")
 
 
 class Repository:
@@ -246,9 +250,12 @@ class Repository:
             select(func.min(Outbox.created_at)).where(Outbox.status == OutboxStatus.PENDING)
         )
 
-    def claim_pending(self, limit: int, *, skip_locked: bool) -> Sequence[tuple[Outbox, str]]:
+    def claim_pending(self, limit: int, *, skip_locked: bool) -> Sequence[tuple[int, uuid.UUID, str]]:
+        """The oldest ``limit`` pending events as (outbox id, event id, event hash), their outbox rows locked
+        until the transaction ends (``skip_locked``: PostgreSQL's FOR UPDATE SKIP LOCKED, so two claimers
+        never take the same row). Plain rows, no ORM objects: a batch of thousands is claimed in bulk."""
         stmt = (
-            select(Outbox, Event.hash)
+            select(Outbox.id, Outbox.event_id, Event.hash)
             .join(Event, Event.id == Outbox.event_id)
             .where(Outbox.status == OutboxStatus.PENDING)
             .order_by(Outbox.id)
@@ -256,15 +263,50 @@ class Repository:
         )
         if skip_locked:
             stmt = stmt.with_for_update(of=Outbox, skip_locked=True)
-        return [(o, str(h)) for o, h in self.session.execute(stmt).all()]
+        return [(int(i), e, str(h)) for i, e, h in self.session.execute(stmt).all()]
+
+    def add_batch(self, root: str, event_count: int) -> int:
+        """A new ``sending`` batch row; its id."""
+        batch = Batch(root=root, event_count=event_count, status=BatchStatus.SENDING, attempts=0)
+        self.session.add(batch)
+        self.session.flush()
+        return batch.id
+
+    def batch_claimed(
+        self, batch_id: int, outbox_ids: Sequence[int], proofs: Sequence[tuple[uuid.UUID, list[str]]]
+    ) -> int:
+        """Put the claimed outbox rows in ``batch_id`` (one UPDATE; only rows still pending, so a row taken
+        meanwhile is never taken twice) and store each event's proof (one Core executemany INSERT, which
+        SQLAlchemy sends as multi-row VALUES). The number of outbox rows updated."""
+        updated = self._rowcount(
+            update(Outbox)
+            .where(Outbox.id.in_(list(outbox_ids)), Outbox.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.BATCHED.value, batch_id=batch_id)
+        )
+        # Core on the table, not the ORM's bulk path: that one walks its unit of work row by row.
+        self.session.connection().execute(
+            insert(BatchEvent.metadata.tables[BatchEvent.__tablename__]),
+            [{"batch_id": batch_id, "event_id": event_id, "proof": proof} for event_id, proof in proofs],
+        )
+        return updated
+
+    def batch_sent(self, batch_id: int, tx_hash: str, sent_at: datetime) -> None:
+        """Record the transaction a ``sending`` batch was just sent in (its first or a later attempt)."""
+        self._rowcount(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == BatchStatus.SENDING)
+            .values(tx_hash=tx_hash, attempts=Batch.attempts + 1, sent_at=sent_at)
+        )
 
     def batches_in(self, statuses: Sequence[str]) -> Sequence[Batch]:
         return self.session.scalars(
             select(Batch).where(Batch.status.in_(list(statuses))).order_by(Batch.id)
         ).all()
 
-    def set_outbox_status(self, batch_id: int, status: str) -> None:
-        self.session.execute(update(Outbox).where(Outbox.batch_id == batch_id).values(status=status))
+    def set_outbox_status(self, batch_ids: Sequence[int], status: str) -> None:
+        """One UPDATE for the outbox rows of every batch in ``batch_ids``."""
+        if batch_ids:
+            self._rowcount(update(Outbox).where(Outbox.batch_id.in_(list(batch_ids))).values(status=status))
 
     def batch_events(self, batch_id: int) -> Sequence[tuple[BatchEvent, str]]:
         rows = self.session.execute(
@@ -415,3 +457,348 @@ class Repository:
         return self.session.scalars(
             select(Lot).where(Lot.authority_id == authority_id).order_by(Lot.created_at, Lot.code)
         ).all()
+
+    # --- snapshot for recording (services/events.py) ----------------------------------------------------
+    # Set-based: one statement per question for a whole batch. The statements are built once (the module's
+    # _SNAPSHOT_* below: building a select costs more than running it on an indexed key); their IN lists are
+    # cut into SNAPSHOT_CHUNK values so a batch naming tens of thousands of lots stays under SQLite's and
+    # PostgreSQL's limits on parameters.
+
+    SNAPSHOT_CHUNK = 5000
+
+    def prior_events(
+        self, event_ids: Sequence[uuid.UUID], keys: Sequence[str]
+    ) -> tuple[dict[uuid.UUID, PriorEvent], dict[str, PriorEvent]]:
+        """Events already stored under any of ``event_ids`` or idempotency ``keys``: by id and by key."""
+        by_id: dict[uuid.UUID, PriorEvent] = {}
+        by_key: dict[str, PriorEvent] = {}
+        for ids, some_keys in _zip_chunks(event_ids, keys, self.SNAPSHOT_CHUNK):
+            rows = self.session.execute(_SNAPSHOT_PRIORS, {"ids": ids, "keys": some_keys})
+            for event_id, digest, kind, body, key in rows:
+                prior = PriorEvent(event_id, digest, kind, body)
+                by_id[event_id] = prior
+                if key is not None:
+                    by_key[key] = prior
+        return by_id, by_key
+
+    def lots_with_heads(self, codes: Sequence[str]) -> tuple[dict[str, LotFacts], dict[str, tuple[int, str]]]:
+        """The lots among ``codes`` and, for those with events, their head: (seq, hash) of the latest."""
+        lots: dict[str, LotFacts] = {}
+        heads: dict[str, tuple[int, str]] = {}
+        for chunk in _chunks(codes, self.SNAPSHOT_CHUNK):
+            rows = self.session.execute(_SNAPSHOT_LOTS, {"lot_codes": chunk, "head_codes": chunk})
+            for code, crop, th, en, gtin, authority_id, plot_id, seq, digest in rows:
+                lots[code] = LotFacts(code, crop, th, en, gtin, authority_id, plot_id)
+                if seq is not None:
+                    heads[code] = (int(seq), str(digest))
+        return lots, heads
+
+    def plots_with_owners(self, codes: Sequence[str], ids: Sequence[int]) -> dict[str, PlotFacts]:
+        """The plots named by code or by id, each with its farmer's and its authority's code, by code."""
+        plots: dict[str, PlotFacts] = {}
+        for some_codes, some_ids in _zip_chunks(codes, ids, self.SNAPSHOT_CHUNK):
+            rows = self.session.execute(_SNAPSHOT_PLOTS, {"codes": some_codes, "ids": some_ids})
+            for plot_id, code, farmer_id, farmer_code, authority_id, authority_code in rows:
+                plots[code] = PlotFacts(plot_id, code, farmer_id, farmer_code, authority_id, authority_code)
+        return plots
+
+    def lineage_parents(self, codes: Sequence[str]) -> dict[str, frozenset[str]]:
+        """lot → the lots it was packed from, for ``codes`` and every lot they descend from: one query per
+        generation of packing, whatever the number of lots."""
+        parents: dict[str, set[str]] = {}
+        frontier = set(codes)
+        while frontier:
+            found: dict[str, set[str]] = {}
+            for chunk in _chunks(sorted(frontier), self.SNAPSHOT_CHUNK):
+                for child, parent in self.session.execute(_SNAPSHOT_PARENTS, {"codes": chunk}):
+                    found.setdefault(child, set()).add(parent)
+            parents.update(found)
+            frontier = {p for ps in found.values() for p in ps} - parents.keys() - frontier
+        return {child: frozenset(ps) for child, ps in parents.items()}
+
+    def bodies_touching(self, codes: Sequence[str], kinds: Sequence[str]) -> list[str]:
+        """The stored bodies of every event of ``kinds`` touching ``codes``, in (event_time, recorded_at)
+        order."""
+        found: dict[uuid.UUID, tuple[datetime, datetime, str]] = {}
+        for chunk in _chunks(codes, self.SNAPSHOT_CHUNK):
+            for event_id, event_time, recorded_at, body in self.session.execute(
+                _SNAPSHOT_HISTORY, {"codes": chunk, "kinds": list(kinds)}
+            ):
+                found[event_id] = (event_time, recorded_at, body)
+        return [body for _, _, body in sorted(found.values(), key=lambda row: (row[0], row[1]))]
+
+    def insert_recorded(
+        self,
+        *,
+        lots: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any]],
+        links: Sequence[dict[str, Any]],
+        outbox: Sequence[dict[str, Any]],
+    ) -> None:
+        """Write a batch's new rows: one Core bulk INSERT per table (lots before the events that create them;
+        Core, not the ORM's bulk path, whose bookkeeping costs more than the statement here)."""
+        for model, rows in ((Lot, lots), (Event, events), (EventLot, links), (Outbox, outbox)):
+            if rows:
+                self.session.execute(insert(cast(Table, model.__table__)), list(rows))
+
+    # --- origin-risk scope (services/risk.py) ---------------------------------------------------------
+    # A lot's risk reads the lots its signals compare it with, never the whole ledger: a few set-based
+    # queries, IN lists cut into RISK_CHUNK values (under SQLite's and PostgreSQL's parameter limits).
+
+    RISK_CHUNK = 500
+
+    def risk_plantings(self, codes: Sequence[str]) -> list[tuple[str, str, int, str, datetime]]:
+        """The planted lots among ``codes``: (lot, crop as recorded, farmer id, district, planted at)."""
+        out: list[tuple[str, str, int, str, datetime]] = []
+        unique = sorted(set(codes))
+        for start in range(0, len(unique), self.RISK_CHUNK):
+            rows = self.session.execute(
+                select(Lot.code, Lot.crop, Plot.farmer_id, Authority.district_th, Event.event_time)
+                .join(Plot, Plot.id == Lot.plot_id)
+                .join(Authority, Authority.id == Plot.authority_id)
+                .join(EventLot, (EventLot.lot_code == Lot.code) & (EventLot.role == LotRole.OUT))
+                .join(Event, (Event.id == EventLot.event_id) & (Event.kind == "planting"))
+                .where(Lot.code.in_(unique[start : start + self.RISK_CHUNK]))
+            )
+            out += [(str(c), str(crop), int(f), str(d), t) for c, crop, f, d, t in rows]
+        return out
+
+    def risk_peer_lots(
+        self, crops: Sequence[str], since: datetime, until: datetime, district: str, farmer_id: int
+    ) -> set[str]:
+        """Lots of ``crops`` planted in ``[since, until)`` in ``district`` or on the farmer's plots: the
+        yield group, the plots and the farmer-season a harvest lot is judged with. Three steps (plots, their
+        lots, those lots' plantings), each led by a key or a small table, so that no plan starts from every
+        event of the crop."""
+        plots = self.session.scalars(
+            select(Plot.id)
+            .join(Authority, Authority.id == Plot.authority_id)
+            .where((Authority.district_th == district) | (Plot.farmer_id == farmer_id))
+        ).all()
+        lots: list[str] = []
+        for start in range(0, len(plots), self.RISK_CHUNK):
+            lots += self.session.scalars(
+                select(Lot.code).where(
+                    Lot.plot_id.in_(plots[start : start + self.RISK_CHUNK]), Lot.crop.in_(list(crops))
+                )
+            ).all()
+        found: set[str] = set()
+        for start in range(0, len(lots), self.RISK_CHUNK):
+            found.update(
+                self.session.scalars(
+                    select(EventLot.lot_code)
+                    .join(Event, Event.id == EventLot.event_id)
+                    .where(
+                        EventLot.lot_code.in_(lots[start : start + self.RISK_CHUNK]),
+                        EventLot.role == LotRole.OUT,
+                        Event.kind == "planting",
+                        Event.event_time >= since,
+                        Event.event_time < until,
+                    )
+                ).all()
+            )
+        return found
+
+    def risk_lot_crops(self) -> list[str]:
+        """Every crop code lots were planted as (a handful: aliases of one crop are told apart later)."""
+        return [str(c) for c in self.session.scalars(select(Lot.crop).distinct()).all()]
+
+    def risk_events(self, codes: Sequence[str], kinds: Sequence[str]) -> list[Event]:
+        """The events of ``kinds`` touching any of ``codes``, in (event_time, id) order as
+        :meth:`events_of_kinds` gives the whole ledger's."""
+        found: dict[uuid.UUID, Event] = {}
+        unique = sorted(set(codes))
+        for start in range(0, len(unique), self.RISK_CHUNK):
+            ids = select(EventLot.event_id).where(
+                EventLot.lot_code.in_(unique[start : start + self.RISK_CHUNK])
+            )
+            for row in self.session.scalars(
+                select(Event).where(Event.id.in_(ids), Event.kind.in_(list(kinds)))
+            ).all():
+                found[row.id] = row
+        return sorted(found.values(), key=lambda e: (e.event_time, e.id))
+
+    def risk_scope_fingerprint(self, codes: Sequence[str]) -> tuple[int, datetime | None]:
+        """(events, latest recorded) over the events touching ``codes``: changes when the scope does."""
+        count, latest = 0, None
+        unique = sorted(set(codes))
+        for start in range(0, len(unique), self.RISK_CHUNK):
+            ids = select(EventLot.event_id).where(
+                EventLot.lot_code.in_(unique[start : start + self.RISK_CHUNK])
+            )
+            n, last = self.session.execute(
+                select(func.count(Event.id), func.max(Event.recorded_at)).where(Event.id.in_(ids))
+            ).one()
+            count += int(n)
+            latest = last if latest is None or (last is not None and last > latest) else latest
+        return count, latest
+
+    def risk_plots(
+        self, codes: Sequence[str], farmer_ids: Sequence[int]
+    ) -> list[tuple[Plot, str, Authority]]:
+        """The plots named by code, and every plot of the farmers named (their enrolled land), each with its
+        farmer's code and its authority."""
+        out: dict[str, tuple[Plot, str, Authority]] = {}
+        unique_codes, unique_ids = sorted(set(codes)), sorted(set(farmer_ids))
+        for start in range(0, max(len(unique_codes), len(unique_ids)), self.RISK_CHUNK):
+            some_codes = unique_codes[start : start + self.RISK_CHUNK]
+            some_ids = unique_ids[start : start + self.RISK_CHUNK]
+            rows = self.session.execute(
+                select(Plot, Farmer.code, Authority)
+                .join(Farmer, Farmer.id == Plot.farmer_id)
+                .join(Authority, Authority.id == Plot.authority_id)
+                .where(Plot.code.in_(some_codes) | Plot.farmer_id.in_(some_ids))
+            ).all()
+            out.update((p.code, (p, str(code), a)) for p, code, a in rows)
+        return [out[code] for code in sorted(out)]
+
+    def risk_places(self, codes: Sequence[str]) -> list[tuple[str, Any, Any]]:
+        """The coordinates of the named places among ``codes``."""
+        out: list[tuple[str, Any, Any]] = []
+        unique = sorted(set(codes))
+        for start in range(0, len(unique), self.RISK_CHUNK):
+            rows = self.session.execute(
+                select(Location.code, Location.lat, Location.lon).where(
+                    Location.code.in_(unique[start : start + self.RISK_CHUNK]), Location.lat.is_not(None)
+                )
+            ).all()
+            out += [(str(c), lat, lon) for c, lat, lon in rows]
+        return out
+
+    def risk_ledger_version(self) -> tuple[Any, ...]:
+        """What changes whenever an event is recorded or a plot or place enrolled or changed, read from
+        primary keys (the outbox row written with every event) and the plots' areas: cheap enough to ask on
+        every request, where counting a million events is not."""
+        outbox = self.session.scalar(select(func.max(Outbox.id)))
+        plots = self.session.execute(select(func.max(Plot.id), func.sum(Plot.area_rai))).one()
+        places = self.session.scalar(select(func.max(Location.id)))
+        return (outbox, *plots, places)
+
+    def _risk_yield_rows(self, crops: Sequence[str]) -> Any:
+        """Plantings and harvests of the lots of ``crops``, with each lot's district."""
+        return (
+            select(Event)
+            .join(EventLot, EventLot.event_id == Event.id)
+            .join(Lot, Lot.code == EventLot.lot_code)
+            .join(Plot, Plot.id == Lot.plot_id)
+            .join(Authority, Authority.id == Plot.authority_id)
+            .where(Lot.crop.in_(list(crops)), Event.kind.in_(("planting", "harvest")))
+        )
+
+    def risk_yield_fingerprints(self, crops: Sequence[str]) -> dict[str, tuple[int, datetime | None]]:
+        """district → (plantings and harvests, latest recorded) of the lots of ``crops``: one grouped query
+        that tells which districts' yields changed."""
+        rows = self.session.execute(
+            self._risk_yield_rows(crops)
+            .with_only_columns(Authority.district_th, func.count(Event.id), func.max(Event.recorded_at))
+            .group_by(Authority.district_th)
+        ).all()
+        return {str(d): (int(n), last) for d, n, last in rows}
+
+    def risk_yield_events(self, crops: Sequence[str], district: str) -> list[Event]:
+        """The plantings and harvests of the lots of ``crops`` in ``district`` (each touches its one lot),
+        in (event_time, id) order."""
+        rows = self.session.scalars(
+            self._risk_yield_rows(crops).where(Authority.district_th == district)
+        ).all()
+        return sorted(rows, key=lambda e: (e.event_time, e.id))
+
+    def risk_packing_parents(self, codes: Sequence[str]) -> dict[str, set[str]]:
+        """lot → the lots it was packed from, for the packed lots among ``codes`` (one generation)."""
+        out: dict[str, set[str]] = {}
+        unique = sorted(set(codes))
+        made, used = aliased(EventLot), aliased(EventLot)
+        for start in range(0, len(unique), self.RISK_CHUNK):
+            rows = self.session.execute(
+                select(made.lot_code, used.lot_code)
+                .join(used, used.event_id == made.event_id)
+                .where(
+                    made.lot_code.in_(unique[start : start + self.RISK_CHUNK]),
+                    made.role == LotRole.OUT,
+                    used.role == LotRole.IN,
+                )
+            ).all()
+            for child, parent in rows:
+                out.setdefault(str(child), set()).add(str(parent))
+        return out
+
+
+def _snapshot_lots() -> Select[Any]:
+    """Lots by code, each with its head (the (seq, hash) of its latest event) where it has events."""
+    latest = (
+        select(EventLot.lot_code, func.max(EventLot.seq).label("seq"))
+        .where(EventLot.lot_code.in_(bindparam("head_codes", expanding=True)))
+        .group_by(EventLot.lot_code)
+        .subquery()
+    )
+    head = (
+        select(latest.c.lot_code, latest.c.seq, Event.hash)
+        .join(EventLot, (EventLot.lot_code == latest.c.lot_code) & (EventLot.seq == latest.c.seq))
+        .join(Event, Event.id == EventLot.event_id)
+        .subquery()
+    )
+    return (
+        select(
+            Lot.code,
+            Lot.crop,
+            Lot.product_th,
+            Lot.product_en,
+            Lot.gtin,
+            Lot.authority_id,
+            Lot.plot_id,
+            head.c.seq,
+            head.c.hash,
+        )
+        .outerjoin(head, head.c.lot_code == Lot.code)
+        .where(Lot.code.in_(bindparam("lot_codes", expanding=True)))
+    )
+
+
+def _snapshot_parents() -> Select[str, str]:
+    """(lot, a lot it was packed from) for the lots ``codes``."""
+    made = aliased(EventLot)
+    used = aliased(EventLot)
+    return (
+        select(made.lot_code, used.lot_code)
+        .join(used, used.event_id == made.event_id)
+        .where(
+            made.lot_code.in_(bindparam("codes", expanding=True)),
+            made.role == LotRole.OUT,
+            used.role == LotRole.IN,
+        )
+    )
+
+
+_SNAPSHOT_PRIORS = select(Event.id, Event.hash, Event.kind, Event.body, Event.idempotency_key).where(
+    Event.id.in_(bindparam("ids", expanding=True))
+    | Event.idempotency_key.in_(bindparam("keys", expanding=True))
+)
+_SNAPSHOT_LOTS = _snapshot_lots()
+_SNAPSHOT_PLOTS = (
+    select(Plot.id, Plot.code, Plot.farmer_id, Farmer.code, Plot.authority_id, Authority.code)
+    .join(Farmer, Farmer.id == Plot.farmer_id)
+    .join(Authority, Authority.id == Plot.authority_id)
+    .where(Plot.code.in_(bindparam("codes", expanding=True)) | Plot.id.in_(bindparam("ids", expanding=True)))
+)
+_SNAPSHOT_PARENTS = _snapshot_parents()
+_SNAPSHOT_HISTORY = select(Event.id, Event.event_time, Event.recorded_at, Event.body).where(
+    Event.id.in_(
+        select(EventLot.event_id).where(EventLot.lot_code.in_(bindparam("codes", expanding=True))).distinct()
+    ),
+    Event.kind.in_(bindparam("kinds", expanding=True)),
+)
+
+
+def _chunks(values: Sequence[_V], size: int) -> Iterator[list[_V]]:
+    """``values`` deduplicated, in pieces of at most ``size`` (none for no values)."""
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
+
+
+def _zip_chunks(first: Sequence[_V], second: Sequence[_W], size: int) -> Iterator[tuple[list[_V], list[_W]]]:
+    """Two lists queried together (``a IN (...) OR b IN (...)``), cut into pieces side by side."""
+    left = list(_chunks(first, size))
+    right = list(_chunks(second, size))
+    for n in range(max(len(left), len(right))):
+        yield (left[n] if n < len(left) else []), (right[n] if n < len(right) else [])

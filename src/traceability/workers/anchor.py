@@ -43,9 +43,10 @@ def run_worker(rt: Runtime, *, once: bool, timeout_s: float = 600.0) -> AnchorSt
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         log.info(
-            "anchoring worker leading: batch_max=%s interval=%ss",
+            "anchoring worker leading: batch_max=%s interval=%ss, up to %s batches in flight",
             anchorer.batch_max,
             rt.settings.batch_interval_s,
+            anchorer.max_in_flight,
         )
         run_forever(anchorer, interval_s=rt.settings.batch_interval_s, stop=lambda: stopping)
         return anchorer.stats
