@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
@@ -36,7 +36,7 @@ from traceability.domain.events import (
 from traceability.domain.geo import great_circle_km
 from traceability.domain.lineage import LedgerEntry, event_name
 from traceability.domain.photohash import hamming
-from traceability.domain.yields import MAD_TO_SD, Expectation, Prior, learn, leave_one_out, shrink
+from traceability.domain.yields import MAD_TO_SD, CropModel, Expectation, Prior, learn, leave_one_out, shrink
 
 
 class RiskCode(StrEnum):
@@ -190,6 +190,18 @@ def season_of(planted: datetime) -> str:
     return f"{local.year + 1 if local.month >= 11 else local.year}-dry"
 
 
+def season_bounds(season: str) -> tuple[datetime, datetime]:
+    """The plantings a season holds, as an interval ``[start, end)`` in UTC: the inverse of :func:`season_of`,
+    so that a query can find a season's lots by their planting time."""
+    year, kind = season.split("-")
+    y = int(year)
+    first, last = ((y, 5), (y, 11)) if kind == "wet" else ((y - 1, 11), (y, 5))
+    return (
+        datetime(*first, 1, tzinfo=THAI_TIME).astimezone(UTC),
+        datetime(*last, 1, tzinfo=THAI_TIME).astimezone(UTC),
+    )
+
+
 def _month(moment: datetime) -> int:
     return moment.astimezone(THAI_TIME).month
 
@@ -328,24 +340,42 @@ LOO_EXACT_UP_TO = 40
 negligible amount, so the group is summarised once."""
 
 
-def _yield_expectations(view: _View) -> dict[str, Expectation]:
-    """Each harvest lot's expected log-yield, learned from the other lots of its crop, district and season."""
-    out: dict[str, Expectation] = {}
-    by_crop: dict[str, list[_Lot]] = defaultdict(list)
-    for lot in view.lots.values():
+def _yield_groups(view: _View) -> dict[str, dict[Hashable, list[_Lot]]]:
+    """crop → (district, season) → its harvest lots with a yield, by code: what yields are learned from."""
+    by_crop: dict[str, dict[Hashable, list[_Lot]]] = defaultdict(lambda: defaultdict(list))
+    for lot in sorted(view.lots.values(), key=lambda x: x.code):
         if lot.kg > 0 and lot.area_rai > 0 and crop_knowledge(lot.crop) is not None:
-            by_crop[lot.crop].append(lot)
-    for crop, lots in by_crop.items():
-        known = crop_knowledge(crop)
-        assert known is not None
-        prior = Prior.of(float(known.typical_kg_per_rai), float(known.max_kg_per_rai))
-        members: dict[Hashable, list[_Lot]] = defaultdict(list)
-        for lot in sorted(lots, key=lambda x: x.code):
-            members[(lot.district, lot.season)].append(lot)
+            by_crop[lot.crop][(lot.district, lot.season)].append(lot)
+    return by_crop
+
+
+def crop_model(crop: str, groups: Mapping[Hashable, Sequence[float]]) -> CropModel:
+    """The model of a known crop learned from its log-yields by (district, season): ``domain.yields.learn``
+    with the crop's published figures as the prior."""
+    known = crop_knowledge(crop)
+    assert known is not None
+    return learn(groups, Prior.of(float(known.typical_kg_per_rai), float(known.max_kg_per_rai)))
+
+
+def yield_groups(ledger: RiskLedger) -> dict[str, dict[Hashable, list[float]]]:
+    """crop → (district, season) → the log-yields its crop model is learned from, in lot-code order. A
+    group lies in one district, so the service can learn a crop's model from each district's groups read
+    (and kept) apart, and re-read only the district where something was recorded."""
+    return {
+        crop: {k: [math.log(x.per_rai) for x in v] for k, v in members.items()}
+        for crop, members in _yield_groups(_View(ledger)).items()
+    }
+
+
+def _yield_expectations(view: _View, models: Mapping[str, CropModel] | None = None) -> dict[str, Expectation]:
+    """Each harvest lot's expected log-yield, learned from the other lots of its crop, district and season
+    (with the crop's model from ``models`` when given, else learned from ``view``)."""
+    out: dict[str, Expectation] = {}
+    for crop, members in _yield_groups(view).items():
         groups: dict[Hashable, list[float]] = {
             k: [math.log(x.per_rai) for x in v] for k, v in members.items()
         }
-        model = learn(groups, prior)
+        model = (models or {}).get(crop) or crop_model(crop, groups)
         for key, group in members.items():
             values = groups[key]
             whole = shrink(values, model) if len(values) > LOO_EXACT_UP_TO else None
@@ -1121,20 +1151,59 @@ class RiskAssessment:
         return LotRisk(lot_code, risk_score(mine), mine, self.basis, tuple(sorted(lots)), model)
 
 
-def assess(ledger: RiskLedger, *, settings: RiskSettings | None = None) -> RiskAssessment:
-    """Every origin-risk signal in ``ledger``. Deterministic: the same ledger gives the same signals, in the
-    same order, with the same numbers."""
+@dataclass(frozen=True)
+class Population:
+    """What the whole ledger says that no scope can: the photo pairs (each photo against every other), the
+    unusual farmer-seasons (each against all of them, with how many there were) and how many harvest lots
+    there were. With it and each crop's yield model, :func:`assess` of a ledger holding only the lots a
+    question is about gives the answers the whole ledger gives."""
+
+    photo_signals: tuple[Signal, ...]
+    unusual_signals: tuple[Signal, ...]
+    anomaly: AnomalyModel
+    harvest_lots: int
+
+
+def learn_population(ledger: RiskLedger, *, settings: RiskSettings | None = None) -> Population:
+    """The ledger-wide part of :func:`assess` over ``ledger`` (the whole ledger)."""
     s = settings or DEFAULT_SETTINGS
     view = _View(ledger)
-    expected = _yield_expectations(view)
+    anomalous, model = unusual(view, _yield_expectations(view), s)
+    return Population(tuple(photos(view, s)), tuple(anomalous), model, len(view.lots))
+
+
+def assess(
+    ledger: RiskLedger,
+    *,
+    settings: RiskSettings | None = None,
+    population: Population | None = None,
+    crop_models: Mapping[str, CropModel] | None = None,
+) -> RiskAssessment:
+    """Every origin-risk signal in ``ledger``. Deterministic: the same ledger gives the same signals, in the
+    same order, with the same numbers.
+
+    With ``population`` and ``crop_models`` (each learned from the whole ledger), ``ledger`` may hold only a
+    scope: the lots asked about with every lot of the yield groups, plots and farmer-seasons they belong
+    to. The photo pairs and the unusual farmer-seasons then come from ``population``, each crop's yield
+    model from ``crop_models``, and the signals on the lots asked about are those of the whole ledger (the
+    other lots' may be partial)."""
+    s = settings or DEFAULT_SETTINGS
+    view = _View(ledger)
+    expected = _yield_expectations(view, crop_models)
     found: list[Signal] = []
     found += yield_outliers(view, expected, s)
     found += capacity(view, s)
     found += timing(view, s)
     found += transport(view, s)
     found += cold_chain(view, s)
-    found += photos(view, s)
-    anomalous, model = unusual(view, expected, s)
+    if population is None:
+        found += photos(view, s)
+        anomalous, model = unusual(view, expected, s)
+        harvest_lots = len(view.lots)
+    else:
+        found += population.photo_signals
+        anomalous, model = list(population.unusual_signals), population.anomaly
+        harvest_lots = population.harvest_lots
     found += anomalous
     origins = {lot: frozenset(v) for lot, v in view.origins.items()}
-    return RiskAssessment(tuple(found), ledger.basis, expected, model, origins, len(view.lots))
+    return RiskAssessment(tuple(found), ledger.basis, expected, model, origins, harvest_lots)
