@@ -50,7 +50,7 @@ migrate: install ## upgrade the configured database (TRACE_DATABASE_URL, default
 compile-contracts: install ## compile contracts/TraceRegistry.sol into the committed artifact
 	$(PY) scripts/compile_contracts.py
 
-bench: install ## gas per event by batch size and end-to-end throughput (figures for docs/benchmarks.md)
+bench: install ## every figure of docs/benchmarks.md in one run (about an hour; `trace bench --help`)
 	.venv/bin/trace bench
 
 messages: install ## extract page text and merge it into the Thai and English catalogs (then translate th)

@@ -170,6 +170,33 @@ def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(rt: Runtime, args: argparse.Namespace) -> int:
+    """Exit 0 when every event is stored, 1 when a chunk was refused (the chunks before it stay stored), 2
+    when the file cannot be read as events (raised, and reported by ``main``)."""
+    from traceability.services.imports import import_file
+
+    report = import_file(rt.sessions, Path(args.file), id_base=rt.settings.id_base, batch=args.batch)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(report.message(), file=sys.stdout if report.ok else sys.stderr)
+        for refusal in report.refused:
+            print(f"  {refusal.where}: {refusal.code}: {refusal.message}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _import_batch(value: str) -> int:
+    from traceability.services.imports import MAX_BATCH
+
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= size <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"1 to {MAX_BATCH} events per chunk")
+    return size
+
+
 def cmd_worker(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.workers.anchor import run_worker
 
@@ -178,75 +205,99 @@ def cmd_worker(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_WORKERS = 1
+"""`trace serve`'s processes by default: measured with `trace bench --only web` on a 2-core machine, where the
+load generator needs CPU too (docs/benchmarks.md)."""
+
+
 def cmd_serve(rt: Runtime, args: argparse.Namespace) -> int:
+    """One process by default; with ``--workers N``, N processes sharing the port, each with its own app (made
+    by the factory ``main.create_app`` from the environment, as this command reads it), caches and rate
+    limits."""
     import uvicorn
 
     from traceability.main import create_app
 
-    uvicorn.run(create_app(rt.settings), host=args.host, port=args.port, log_level="info")
+    if args.workers == 1:
+        uvicorn.run(create_app(rt.settings), host=args.host, port=args.port, log_level="info")
+    else:
+        uvicorn.run(
+            "traceability.main:create_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            # uvicorn restarts a process that does not answer its supervisor within 5 s; importing the app
+            # takes longer than that on a busy 2-core machine, and the restarts never end.
+            timeout_worker_healthcheck=60,
+        )
     return 0
 
 
+def _workers(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"between 1 and 64 processes, not {count}")
+    return count
+
+
 def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
-    from traceability.services.bench import run_bench
-    from traceability.services.bench_web import page_and_verify_latency
+    """Every figure of issue 9 in one run (``--only`` one part); ``--json`` prints one object."""
+    from traceability.services.bench import PARTS, BenchOptions, format_table, run_bench
 
     def progress(message: str) -> None:
         if not args.json:
             print(f"... {message}", flush=True)
 
-    report: dict[str, Any] = {}
-    if args.only in (None, "ledger"):
-        report |= run_bench(sizes=args.sizes, events=args.events, batch_max=rt.settings.batch_max)
-    if args.only in (None, "web"):
-        report |= page_and_verify_latency(clients=args.clients, per_client=args.requests, progress=progress)
-    if args.only in (None, "scaling"):
-        from traceability.services.bench_verify import verify_scaling
-
-        progress(f"verifying lineages of {', '.join(map(str, args.lineages))} events")
-        report["scaling"] = verify_scaling(args.lineages)
+    options = BenchOptions(
+        sizes=tuple(args.sizes),
+        load_clients=args.load_clients,
+        record_duration_s=args.record_duration,
+        duration_s=args.duration,
+        baseline_duration_s=args.baseline_duration,
+        block_time_s=args.block_time,
+        postgres_url=args.postgres_url,
+        web_clients=args.clients,
+        web_requests=args.requests,
+        lineages=tuple(args.lineages),
+        rss_events=args.rss_events,
+        rss_sample_every=args.rss_sample_every,
+    )
+    report = run_bench([args.only] if args.only else PARTS, options, progress)
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
-    if "gas" in report:
-        print(f"anvil {report['anvil']}  (one run; ratios are what compare across machines)")
-        print(f"{'batch size':>10} {'gas/tx':>10} {'gas/event':>10}")
-        for row in report["gas"]:
-            print(f"{row['batch_size']:>10} {row['gas_per_tx']:>10} {row['gas_per_event']:>10.1f}")
-        t = report["throughput"]
-        print(
-            f"end to end at batch size {t['batch_size']}: {t['events']} events recorded and anchored in "
-            f"{t['seconds']:.2f}s = {t['events_per_s']:.1f} events/s (record {t['record_per_s']:.1f}/s, "
-            f"anchor {t['anchor_per_s']:.1f}/s)"
-        )
-        p = report["throughput_per_event_mode"]
-        print(
-            f"end to end at batch size 1 (per-event mode): {p['events']} events in {p['seconds']:.2f}s = "
-            f"{p['events_per_s']:.1f} events/s (anchor {p['anchor_per_s']:.1f}/s); "
-            f"batching is {report['speedup_vs_per_event']:.1f}x faster end to end"
-        )
-    if "page_ms" in report:
-        print(
-            f"{report['clients']} concurrent clients, a {report['lineage_events']}-event lineage "
-            f"(verdict: {report['verdict']}); server-side ms (Server-Timing), client-side in brackets:"
-        )
-        for name, path in (("page_ms", "GET /p/{lot}"), ("verify_ms", "GET /api/v1/lots/{lot}/verify")):
-            m = report[name]
-            print(
-                f"  {path:<32} p50 {m['p50']:>8.1f}  p99 {m['p99']:>8.1f}  "
-                f"[p50 {m['client']['p50']:.1f}  p99 {m['client']['p99']:.1f}]  "
-                f"{m['requests']} requests, {m['errors']} errors, {m['requests_per_s']}/s"
-            )
-        b = report["page_bytes"]
-        print(f"  provenance page: {b['html']} B HTML + {b['css']} B CSS = {b['total']} B")
-    if "scaling" in report:
-        print("verifying a lot's proof bundle by lineage length (JSON-RPC round trips, bundle bytes):")
-        for n, row in report["scaling"].items():
-            print(
-                f"  {n:>6} events: {row['ms']:>9.1f} ms  {row['rpc_calls']:>3} round trips  "
-                f"{row['bundle_bytes']} B"
-            )
+    else:
+        print("\n".join(format_table(report)))
     return 0
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"a number above 0, not {value}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"1 or more, not {value}")
+    return number
+
+
+def _positive_list(value: str) -> list[int]:
+    """``1,16,256``: whole numbers of 1 or more, comma-separated."""
+    return [_positive_int(v.strip()) for v in value.split(",")]
 
 
 def cmd_risk_bench(rt: Runtime, args: argparse.Namespace) -> int:
@@ -571,6 +622,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the web pages and API")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument(
+        "--workers",
+        type=_workers,
+        default=SERVE_WORKERS,
+        metavar="N",
+        help=f"server processes sharing the port, each with its own caches (default {SERVE_WORKERS})",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("worker", help="run the anchoring worker")
@@ -619,6 +677,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("format", choices=["proof", "epcis", "fsma204"])
     s.add_argument("lot_code")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser(
+        "import",
+        help="record a file of events: an EPCIS 2.0 document or JSON lines (one event per line)",
+        description="Record a packing house's file of events, told apart by content: an EPCIS 2.0 "
+        "EPCISDocument (as `trace export epcis` writes it; read whole, at most 64 MiB) or JSON lines (one "
+        "event per line, with actor; read line by line). Events are recorded in chunks of --batch, each "
+        "all or nothing. Exit 1 if a chunk is refused (it names each refused event by line or eventList "
+        "index; the chunks before it stay stored, and running the same import again skips them), exit 2 if "
+        "the file cannot be read as events.",
+    )
+    s.add_argument("file", metavar="FILE")
+    s.add_argument(
+        "--batch", type=_import_batch, default=1000, metavar="N", help="events per chunk, 1-5000 (1000)"
+    )
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("authority", help="manage authorities (อปท.)")
     actions = s.add_subparsers(dest="action", required=True)
@@ -714,19 +789,81 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_apikey_list, command_name="apikey list")
 
-    s = sub.add_parser("bench", help="measure gas per event by batch size and end-to-end throughput")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16, 256, 1024])
-    s.add_argument("--events", type=int, default=2048, help="events for the throughput run")
+    s = sub.add_parser(
+        "bench",
+        help="measure gas, recording and anchoring rates, page and verify latency, verify cost and memory",
+        description="Every figure of the benchmarks in one run, each against real `trace serve` and `trace "
+        "worker` processes on a fresh Anvil and database (see docs/benchmarks.md). At the default sizes it "
+        "takes about an hour, most of it loading --rss-events; --only runs one part.",
+    )
+    s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument(
         "--only",
-        choices=("ledger", "web", "scaling"),
-        help="only the ledger figures (gas, throughput), only the web ones (provenance page and verify "
-        "latency under concurrent clients, page bytes), or only verification's cost by lineage length",
+        choices=("gas", "recorded", "anchored", "web", "scaling", "rss"),
+        help="only gas per event by batch size; recorded events/s (SQLite and PostgreSQL, single and batch); "
+        "anchored events/s and latency against the one-event-a-transaction baseline; page and verify "
+        "latency; verification's cost by lineage length; or memory of serve and worker under a large load",
+    )
+    s.add_argument(
+        "--sizes",
+        type=_positive_list,
+        default=[1, 16, 256, 1024],
+        help="batch sizes for the gas figures (1,16,256,1024)",
+    )
+    s.add_argument(
+        "--load-clients",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="concurrent clients recording (each its own farmer and lots) for recorded, anchored, rss (8)",
+    )
+    s.add_argument(
+        "--record-duration",
+        type=_positive_float,
+        default=20.0,
+        metavar="S",
+        help="seconds per recorded run (20)",
+    )
+    s.add_argument(
+        "--duration", type=_positive_float, default=60.0, metavar="S", help="the anchored window (60)"
+    )
+    s.add_argument(
+        "--baseline-duration",
+        type=_positive_float,
+        default=20.0,
+        metavar="S",
+        help="the anchored window of the TRACE_BATCH_MAX=1 baseline (20)",
+    )
+    s.add_argument(
+        "--block-time",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="Anvil's block time for anchored and rss: confirmations need blocks to come (1)",
+    )
+    s.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        metavar="URL",
+        help="PostgreSQL for the recorded figures; the bench works in a new schema and drops it",
+    )
+    s.add_argument(
+        "--rss-events",
+        type=_positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="events loaded for rss (1000000)",
+    )
+    s.add_argument(
+        "--rss-sample-every",
+        type=_positive_int,
+        default=100_000,
+        metavar="N",
+        help="sample serve's and worker's memory every N events recorded (100000)",
     )
     s.add_argument(
         "--lineages",
-        type=lambda v: [int(x) for x in v.split(",")],
+        type=_positive_list,
         default=[10, 100, 1000],
         help="lineage lengths (events) for the scaling figures",
     )

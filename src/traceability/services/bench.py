@@ -1,7 +1,9 @@
-"""``trace bench``: gas per anchored event by batch size, and end-to-end throughput, on a fresh local Anvil.
+"""``trace bench``: gas per anchored event by batch size, and anchored events/s against the naive design.
 
 Everything is measured in one run on one machine, so the ratios are what to compare: the per-event gas of
-batch size 1 against 1024, and events/s against the per-event mode.
+batch size 1 against 1024, and events anchored per second at the default settings against the baseline
+(``TRACE_BATCH_MAX=1``: one transaction storing one hash per event), side by side. The HTTP load and the
+processes are :mod:`traceability.services.bench_load`'s; memory is :mod:`traceability.services.bench_rss`'s.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +21,22 @@ from sqlalchemy.orm import Session
 
 from traceability.chain.devnode import AnvilNode
 from traceability.chain.registry import TraceRegistry
-from traceability.config import ANVIL_DEV_KEY
-from traceability.domain.events import Harvest, Place, Planting, Quantity
+from traceability.config import ANVIL_DEV_KEY, Settings
 from traceability.domain.merkle import MerkleTree
-from traceability.services.anchoring import Anchorer
-from traceability.services.events import record_event
-from traceability.services.parties import enrol_authority, enrol_farmer, enrol_plot
+from traceability.services.bench_load import (
+    DEFAULT_BLOCK_TIME_S,
+    DEFAULT_POSTGRES_URL,
+    anchored_events_per_s,
+    recorded_events_per_s,
+)
+from traceability.services.bench_rss import rss_under_load
+from traceability.services.parties import enrol_authority, enrol_farmer
 from traceability.services.runtime import make_web3
-from traceability.store.database import make_engine, make_sessionmaker, migrate, transaction
 from traceability.store.models import Farmer
-
-DEFAULT_BATCH = 256
 
 
 def gas_by_batch_size(registry: TraceRegistry, sizes: list[int]) -> list[dict[str, Any]]:
+    """Gas of one ``anchor`` transaction per batch size (a Merkle root of random leaves), and per event."""
     rows = []
     for size in sizes:
         leaves = [os.urandom(32) for _ in range(size)]
@@ -57,83 +60,204 @@ def bench_farmer(session: Session, *, authority: str, farmer: str, phone: str) -
     return enrol_farmer(session, code=farmer, authority=auth, display_name="bench", phone=phone, pin="0000")
 
 
-def throughput(registry: TraceRegistry, workdir: Path, events: int, batch_max: int) -> dict[str, Any]:
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    id_base = "https://bench.invalid"
-    lots = max(1, events // 64)
-    with transaction(sessions) as s:
-        farmer = bench_farmer(s, authority="LAO-BENCH", farmer="F-9000", phone="0800000000")
-        enrol_plot(
-            s, code="PLOT-BENCH", farmer=farmer, village_th="-", village_en="-", area_rai=Decimal(10000)
-        )
-    start = datetime.now(UTC) - timedelta(days=1)
+def gas_per_event(sizes: list[int]) -> dict[str, Any]:
+    """``gas_per_event`` keyed by batch size as a string, measured on a fresh Anvil; the rows behind it."""
+    with AnvilNode() as node:
+        registry = TraceRegistry.deploy(make_web3(node.rpc_url), Account.from_key(ANVIL_DEV_KEY))
+        rows = gas_by_batch_size(registry, sizes)
+    return {"gas_per_event": {str(r["batch_size"]): r["gas_per_event"] for r in rows}, "gas": rows}
 
-    def common(i: int) -> dict[str, Any]:
-        return {
-            "event_id": uuid.uuid4(),
-            "actor": "F-9000",
-            "place": Place(id="PLOT-BENCH"),
-            "event_time": start + timedelta(seconds=i),
-        }
 
-    t0 = time.perf_counter()
-    for i in range(events):
-        lot = f"BENCH-{i % lots:05d}"
-        with transaction(sessions) as s:
-            if i < lots:
-                ev: Any = Planting(
-                    kind="planting",
-                    lot_code=lot,
-                    plot_id="PLOT-BENCH",
-                    crop="organic-veg",
-                    area_rai=Decimal(10),
-                    **common(i),
-                )
-            else:
-                ev = Harvest(
-                    kind="harvest",
-                    lot_code=lot,
-                    plot_id="PLOT-BENCH",
-                    crop="organic-veg",
-                    quantity=Quantity(value=Decimal(1)),
-                    **common(i),
-                )
-            record_event(s, ev, id_base=id_base)
-    t1 = time.perf_counter()
-    anchorer = Anchorer(sessions, registry, batch_max=batch_max, confirmations=0)
-    stats = anchorer.run_once(poll_s=0.05)
-    t2 = time.perf_counter()
-    engine.dispose()
+def anchored_against_baseline(
+    workdir: Path,
+    *,
+    clients: int,
+    duration_s: float,
+    baseline_duration_s: float,
+    block_time_s: float = DEFAULT_BLOCK_TIME_S,
+) -> dict[str, Any]:
+    """``anchored_events_per_s`` and ``anchor_latency_s`` at the default settings, and beside them the same
+    measured with ``TRACE_BATCH_MAX=1`` (the baseline: one transaction storing one hash per event)."""
+    defaults = Settings.model_fields
+    batched = anchored_events_per_s(
+        workdir / "batched", clients=clients, duration_s=duration_s, block_time_s=block_time_s
+    )
+    baseline = anchored_events_per_s(
+        workdir / "baseline",
+        clients=clients,
+        duration_s=baseline_duration_s,
+        settings={"TRACE_BATCH_MAX": "1"},
+        block_time_s=block_time_s,
+    )
+    rate, base_rate = batched["anchored_events_per_s"], baseline["anchored_events_per_s"]
     return {
-        "batch_size": batch_max,
-        "events": events,
-        "batches": stats.batches,
-        "record_s": t1 - t0,
-        "anchor_s": t2 - t1,
-        "seconds": t2 - t0,
-        "record_per_s": events / (t1 - t0),
-        "anchor_per_s": events / (t2 - t1),
-        "events_per_s": events / (t2 - t0),
-        "gas_used": stats.gas_used,
+        "anchored_events_per_s": rate,
+        "anchor_latency_s": batched.pop("anchor_latency_s"),
+        "anchored": {
+            **batched,
+            "clients": clients,
+            "block_time_s": block_time_s,
+            "settings": {
+                "batch_max": defaults["batch_max"].default,
+                "batch_interval_s": defaults["batch_interval_s"].default,
+                "confirmations": defaults["confirmations"].default,
+            },
+        },
+        "baseline": {**baseline, "batch_max": 1},
+        "anchored_vs_baseline": round(rate / base_rate, 1) if base_rate else None,
     }
 
 
-def run_bench(*, sizes: list[int], events: int, batch_max: int = DEFAULT_BATCH) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="trace-bench-") as tmp, AnvilNode() as node:
-        w3 = make_web3(node.rpc_url)
-        registry = TraceRegistry.deploy(w3, Account.from_key(ANVIL_DEV_KEY))
-        gas = gas_by_batch_size(registry, sizes)
-        per_event = throughput(registry, Path(tmp), min(events, 256), 1)
-        (Path(tmp) / "b").mkdir()
-        batched = throughput(registry, Path(tmp) / "b", events, batch_max)
-        return {
-            "anvil": node.rpc_url,
-            "machine": {"cpus": os.cpu_count()},
-            "gas": gas,
-            "throughput": batched,
-            "throughput_per_event_mode": per_event,
-            "speedup_vs_per_event": batched["events_per_s"] / per_event["events_per_s"],
-        }
+PARTS = ("gas", "recorded", "anchored", "web", "scaling", "rss")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Sizes and durations of every part; the defaults are the issue's figures, tests pass tiny ones."""
+
+    sizes: tuple[int, ...] = (1, 16, 256, 1024)
+    load_clients: int = 8
+    record_duration_s: float = 20.0
+    duration_s: float = 60.0
+    baseline_duration_s: float = 20.0
+    block_time_s: float = DEFAULT_BLOCK_TIME_S
+    postgres_url: str = DEFAULT_POSTGRES_URL
+    web_clients: int = 32
+    web_requests: int = 20
+    lineages: tuple[int, ...] = (10, 100, 1000)
+    rss_events: int = 1_000_000
+    rss_sample_every: int = 100_000
+
+
+def run_bench(
+    parts: Sequence[str], options: BenchOptions, progress: Callable[[str], None] = lambda _m: None
+) -> dict[str, Any]:
+    """Every asked-for part, in the order of :data:`PARTS`, in one run. When there are several,
+    ``bench_seconds`` says how long each took (its set-up included) and ``machine`` what they ran on; one part
+    alone reports its own keys only."""
+    # imported here: both modules import bench_farmer from this one
+    from traceability.services.bench_verify import verify_scaling
+    from traceability.services.bench_web import page_and_verify_latency
+
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "bench_seconds": {}}
+    o = options
+    with tempfile.TemporaryDirectory(prefix="trace-bench-") as tmp:
+        work = Path(tmp)
+        for part in (p for p in PARTS if p in parts):
+            t0 = time.perf_counter()
+            if part == "gas":
+                progress(f"gas per event at batch sizes {', '.join(map(str, o.sizes))}")
+                report |= gas_per_event(list(o.sizes))
+            elif part == "recorded":
+                report |= recorded_events_per_s(
+                    work / "recorded",
+                    clients=o.load_clients,
+                    duration_s=o.record_duration_s,
+                    postgres_url=o.postgres_url,
+                    progress=progress,
+                )
+            elif part == "anchored":
+                progress(
+                    f"recording and anchoring for {o.duration_s:g}s at default settings, then "
+                    f"{o.baseline_duration_s:g}s with TRACE_BATCH_MAX=1"
+                )
+                report |= anchored_against_baseline(
+                    work / "anchored",
+                    clients=o.load_clients,
+                    duration_s=o.duration_s,
+                    baseline_duration_s=o.baseline_duration_s,
+                    block_time_s=o.block_time_s,
+                )
+            elif part == "web":
+                report |= page_and_verify_latency(
+                    clients=o.web_clients, per_client=o.web_requests, progress=progress
+                )
+            elif part == "scaling":
+                progress(f"verifying lineages of {', '.join(map(str, o.lineages))} events")
+                report["scaling"] = verify_scaling(list(o.lineages))
+            else:
+                progress(f"loading {o.rss_events} events for the memory figures")
+                report |= rss_under_load(
+                    work / "rss",
+                    clients=o.load_clients,
+                    events=o.rss_events,
+                    sample_every=o.rss_sample_every,
+                    block_time_s=o.block_time_s,
+                    progress=progress,
+                )
+            report["bench_seconds"][part] = round(time.perf_counter() - t0, 1)
+    if len(report["bench_seconds"]) == 1:
+        del report["bench_seconds"], report["machine"]
+    return report
+
+
+def format_table(report: dict[str, Any]) -> list[str]:
+    """The report's figures as lines of text (what ``trace bench`` prints without ``--json``)."""
+    cpus = report.get("machine", {"cpus": os.cpu_count()})["cpus"]
+    lines: list[str] = [f"one run on {cpus} CPUs; ratios are what compare across machines"]
+    if "gas" in report:
+        lines.append(f"{'batch size':>10} {'gas/tx':>10} {'gas/event':>10}")
+        for row in report["gas"]:
+            lines.append(f"{row['batch_size']:>10} {row['gas_per_tx']:>10} {row['gas_per_event']:>10.1f}")
+    if "recorded_events_per_s" in report:
+        r = report["recorded"]
+        lines.append(
+            f"recorded through `trace serve`, {r['clients']} clients, single = one event a request, "
+            f"batch = {r['batch_size']} a request (events/s):"
+        )
+        for name, rate in report["recorded_events_per_s"].items():
+            run = r["runs"][name]
+            lines.append(f"  {name:<16} {rate:>10.1f}   {run['events']} events, {run['errors']} refused")
+    if "anchored_events_per_s" in report:
+        a, b = report["anchored"], report["baseline"]
+        lat, blat = report["anchor_latency_s"], b["anchor_latency_s"]
+        s, ratio = a["settings"], report["anchored_vs_baseline"]
+        lines += [
+            f"recorded → anchored, `trace serve` + `trace worker`, Anvil block every {a['block_time_s']:g}s, "
+            f"{a['clients']} clients on the batch API:",
+            f"  defaults (batch_max {s['batch_max']}, interval {s['batch_interval_s']:g}s, "
+            f"{s['confirmations']} confirmations): {report['anchored_events_per_s']:.1f} events/s over "
+            f"{a['seconds']:g}s; latency p50 {_s(lat['p50'])}, p99 {_s(lat['p99'])}; "
+            f"{a['events_recorded']} recorded, {a['events_anchored']} anchored in the window",
+            f"  baseline (TRACE_BATCH_MAX=1, one transaction per event): {b['anchored_events_per_s']:.1f} "
+            f"events/s over {b['seconds']:g}s; latency p50 {_s(blat['p50'])}, p99 {_s(blat['p99'])}",
+            f"  batching anchors {ratio}x as many events a second as the baseline"
+            if ratio is not None
+            else "  no event was anchored in the baseline's window: no ratio (give it a longer window)",
+        ]
+    if "page_ms" in report:
+        lines.append(
+            f"{report['clients']} concurrent clients, a {report['lineage_events']}-event lineage "
+            f"(verdict: {report['verdict']}); server-side ms (Server-Timing), client-side in brackets:"
+        )
+        for name, path in (("page_ms", "GET /p/{lot}"), ("verify_ms", "GET /api/v1/lots/{lot}/verify")):
+            m = report[name]
+            lines.append(
+                f"  {path:<32} p50 {m['p50']:>8.1f}  p99 {m['p99']:>8.1f}  "
+                f"[p50 {m['client']['p50']:.1f}  p99 {m['client']['p99']:.1f}]  "
+                f"{m['requests']} requests, {m['errors']} errors, {m['requests_per_s']}/s"
+            )
+        b = report["page_bytes"]
+        lines.append(f"  provenance page: {b['html']} B HTML + {b['css']} B CSS = {b['total']} B")
+    if "scaling" in report:
+        lines.append("verifying a lot's proof bundle by lineage length (JSON-RPC round trips, bundle bytes):")
+        for n, row in report["scaling"].items():
+            lines.append(
+                f"  {n:>6} events: {row['ms']:>9.1f} ms  {row['rpc_calls']:>3} round trips  "
+                f"{row['bundle_bytes']} B"
+            )
+    if "rss_mb" in report:
+        events = report["rss"]["events"]
+        lines.append(f"resident memory (MB) while {events} events are recorded and anchored:")
+        lines.append(f"  {'at':<32} {'events':>9} {'serve':>8} {'worker':>8}")
+        for row in report["rss_samples"]:
+            lines.append(f"  {row['at']:<32} {row['events']:>9} {row['serve']:>8.1f} {row['worker']:>8.1f}")
+    if "bench_seconds" in report:
+        lines.append(
+            "seconds per part: " + ", ".join(f"{k} {v:g}" for k, v in report["bench_seconds"].items())
+        )
+    return lines
+
+
+def _s(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.2f} s"
