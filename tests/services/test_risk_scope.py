@@ -17,7 +17,6 @@ from typing import Any
 from eth_account import Account
 from sqlalchemy.orm import Session, sessionmaker
 
-from conftest import Database
 from factories import ID_BASE
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_DEV_KEY
@@ -190,7 +189,7 @@ def test_a_seasons_bounds_hold_exactly_the_plantings_of_that_season() -> None:
 # --- the same answers --------------------------------------------------------------------------------------
 
 
-def test_every_lot_of_a_synthetic_season_scores_as_the_whole_ledger_scores_it(db: Database) -> None:
+def test_every_lot_of_a_synthetic_season_scores_as_the_whole_ledger_scores_it(db: Any) -> None:
     season = generate_season(7, farmers=60)
     record_ledger(db.sessions, season.ledger)
     caches = RiskCaches()
@@ -217,7 +216,7 @@ def test_every_lot_of_a_synthetic_season_scores_as_the_whole_ledger_scores_it(db
 
 
 def test_the_officers_risk_queue_is_the_whole_ledgers_for_each_authority(
-    db: Database, tmp_path: Path
+    db: Any, tmp_path: Path
 ) -> None:
     season = generate_season(11, farmers=40)
     record_ledger(db.sessions, season.ledger)
@@ -239,7 +238,7 @@ def test_the_officers_risk_queue_is_the_whole_ledgers_for_each_authority(
 
 
 def test_the_demo_laundering_lot_scores_84_from_its_scope_and_every_other_lot_0(
-    db: Database, anvil: Any, w3: Any
+    db: Any, anvil: Any, w3: Any
 ) -> None:
     registry = TraceRegistry.deploy(w3, Account.from_key(ANVIL_DEV_KEY))
     result = seed_demo(db.sessions, registry, id_base=ID_BASE)
@@ -308,7 +307,7 @@ def unrelated_records(crop: str, district: str, planted: datetime) -> RiskLedger
     return RiskLedger(sorted(entries, key=lambda e: (e.event.event_time, e.event.event_id)), plots)
 
 
-def test_what_one_lots_risk_reads_does_not_grow_with_unrelated_lots_seasons_or_crops(db: Database) -> None:
+def test_what_one_lots_risk_reads_does_not_grow_with_unrelated_lots_seasons_or_crops(db: Any) -> None:
     season = generate_season(7, farmers=60)
     record_ledger(db.sessions, season.ledger)
     lot = sorted(season.honest_lots)[0]
@@ -336,7 +335,7 @@ def test_what_one_lots_risk_reads_does_not_grow_with_unrelated_lots_seasons_or_c
 
 
 def test_a_harvest_on_the_lots_own_plot_is_seen_at_once_and_the_population_within_its_ttl(
-    db: Database,
+    db: Any,
 ) -> None:
     """Caches hold while the ledger is unchanged. A lot recorded on the tested lot's plot is in its very next
     answer (its scope widens by that lot: ``capacity_exceeded``); the population (photo pairs, unusual
