@@ -236,19 +236,6 @@ LEDGER_CASES = [
         "mass_balance",
         422,
     ),
-    Case(
-        "a step earlier than one already weighing its lot",
-        plain(lambda: [planting(), harvest(), grading(kg="50")]),
-        lambda s: cooling(kg="900").model_copy(update={"event_time": days_ago(19.5)}),
-        "out_of_order",
-        422,
-    ),
-    Case(
-        "a harvest earlier than a later step (kilograms only added)",
-        plain(lambda: [planting(), harvest(), grading(kg="50")]),
-        lambda s: harvest(kg="10").model_copy(update={"event_time": days_ago(21)}),
-        "created",
-    ),
     Case("resending a stored event", plain(lambda: [planting()]), lambda s: s[0], "retry"),
     Case(
         "resending an event id with other content",

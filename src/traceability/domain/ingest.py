@@ -25,7 +25,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 
 from traceability.domain import codec
@@ -108,7 +107,6 @@ class Ledger:
     by_key: Mapping[str, PriorEvent]
     history: Sequence[Event] = ()
     parents: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    weighed_until: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,9 +153,6 @@ MOVING_KINDS = ("harvest", "grading", "packing", "transport")
 """Kinds of event that change a lot's kilograms in :func:`traceability.domain.lineage.apply_event` (planting,
 cooling, certification and revocation change none): a lot's balance is a replay of these alone."""
 
-WEIGHED_KINDS = (*MOVING_KINDS, "cooling")
-"""Kinds whose kilograms a verifier replays in event-time order (a cooling observes what the lot holds)."""
-
 
 def needs_balance(event: Event) -> bool:
     """Whether recording ``event`` checks its lots' mass balance (planting, harvest, certification and
@@ -192,7 +187,6 @@ class _View:
         self.by_id = dict(ledger.by_id)
         self.by_key = dict(ledger.by_key)
         self.parents = dict(ledger.parents)
-        self.weighed_until = dict(ledger.weighed_until)
         # Each lot's kilograms are a sum of its events' movements, so one pass over the union of the needed
         # lots' histories gives each of them what a replay of its own history would.
         self.balance = Balance.empty()
@@ -342,8 +336,6 @@ class _View:
                     )
                 )
 
-        if needs_balance(event):
-            self._in_time_order(event, touched)
         # Applied to the running balance at once: a refusal further down puts the lots back (judge).
         problems = apply_event(self.balance, event, set(touched))
         if problems:
@@ -371,20 +363,6 @@ class _View:
             idempotency_key=key,
         )
 
-    def _in_time_order(self, event: Event, touched: tuple[str, ...]) -> None:
-        """A verifier replays a lot's kilograms in event-time order (``lineage.mass_balance``), so an event
-        that takes out or checks kilograms may not be earlier than one already recorded on its lots: accepted
-        here in recording order, it would fail there (or pass here and hide an overdraw there)."""
-        for lot in touched:
-            latest = self.weighed_until.get(lot)
-            if latest is not None and event.event_time < latest:
-                raise InvalidEvent(
-                    f"lot {lot} already has a step at {latest.isoformat()} that weighs it; this "
-                    f"{event.kind} at {event.event_time.isoformat()} is earlier: record a lot's steps in the "
-                    "order they happened",
-                    code="out_of_order",
-                )
-
     def _plot_of(self, plot_code: str, actor: str, enforce_ownership: bool) -> PlotFacts:
         """The plot, which a farmer may write events for only if it is theirs."""
         plot = self.plots.get(plot_code)
@@ -401,10 +379,6 @@ class _View:
             self.heads[link.lot_code] = (link.seq, accepted.hash)
         for lot in accepted.new_lots:
             self.lots[lot.code] = lot
-        if event.kind in WEIGHED_KINDS:
-            for code in accepted.lots:
-                latest = self.weighed_until.get(code, event.event_time)
-                self.weighed_until[code] = max(latest, event.event_time)
         if isinstance(event, Packing):
             inputs = frozenset(i.lot_code for i in event.inputs)
             for out in event.outputs:

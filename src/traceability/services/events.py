@@ -31,7 +31,6 @@ from traceability.domain.epcis import from_epcis
 from traceability.domain.events import EVENT_ADAPTER, Event, Harvest, Planting, lots_touched
 from traceability.domain.ingest import (
     MOVING_KINDS,
-    WEIGHED_KINDS,
     Accepted,
     Ledger,
     Outcome,
@@ -212,8 +211,7 @@ def _snapshot(
     weighed = [lot for e in events if needs_balance(e) for lot in lots_touched(e) if lot in lots]
     bodies = repo.bodies_touching(weighed, MOVING_KINDS) if weighed else []
     history = [from_epcis(codec.loads(body)) for body in bodies]
-    until = repo.weighed_until(weighed, WEIGHED_KINDS) if weighed else {}
-    return Ledger(id_base, lots, heads, plots, by_id, by_key, history, parents, until)
+    return Ledger(id_base, lots, heads, plots, by_id, by_key, history, parents)
 
 
 def _write(repo: Repository, accepted: Sequence[Accepted]) -> None:

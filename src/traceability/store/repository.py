@@ -527,20 +527,6 @@ class Repository:
                 found[event_id] = (event_time, recorded_at, body)
         return [body for _, _, body in sorted(found.values(), key=lambda row: (row[0], row[1]))]
 
-    def weighed_until(self, codes: Sequence[str], kinds: Sequence[str]) -> dict[str, datetime]:
-        """Per lot among ``codes``, the time of its latest event of ``kinds`` (those lots that have one)."""
-        found: dict[str, datetime] = {}
-        for chunk in _chunks(codes, self.SNAPSHOT_CHUNK):
-            rows = self.session.execute(
-                select(EventLot.lot_code, func.max(Event.event_time))
-                .join(Event, Event.id == EventLot.event_id)
-                .where(EventLot.lot_code.in_(chunk), Event.kind.in_(list(kinds)))
-                .group_by(EventLot.lot_code)
-            )
-            for code, at in rows:
-                found[str(code)] = at  # max() keeps the column type: an aware UTC time
-        return found
-
     def insert_recorded(
         self,
         *,
