@@ -87,9 +87,6 @@ class Repository:
     def event(self, event_id: uuid.UUID) -> Event | None:
         return self.session.get(Event, event_id)
 
-    def event_by_key(self, key: str) -> Event | None:
-        return self.session.scalar(select(Event).where(Event.idempotency_key == key))
-
     def head(self, lot_code: str) -> tuple[int, str] | None:
         """(seq, hash) of the lot's latest event, or None for a lot with no events yet."""
         row = self.session.execute(
@@ -423,15 +420,6 @@ class Repository:
         ).all()
 
     # --- origin risk (services/risk.py) ---------------------------------------------------------------------
-
-    def risk_fingerprint(self) -> tuple[Any, ...]:
-        """What changes whenever anything the origin-risk signals read changes: events, plots, places."""
-        events = self.session.execute(select(func.count(Event.id), func.max(Event.recorded_at))).one()
-        plots = self.session.execute(
-            select(func.count(Plot.id), func.sum(Plot.area_rai), func.max(Plot.created_at))
-        ).one()
-        places = self.session.execute(select(func.count(Location.id), func.max(Location.created_at))).one()
-        return (*events, *plots, *places)
 
     def events_of_kinds(self, kinds: Sequence[str]) -> Sequence[Event]:
         return self.session.scalars(
