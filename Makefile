@@ -36,7 +36,7 @@ run: install ## local chain, migrate, deploy once, demo data, worker, web on :80
 	$(PY) scripts/dev.py $(ARGS)
 
 test: install browser ## the whole suite: real Anvil, SQLite, PostgreSQL and headless Chromium
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30
 
 lint: install ## ruff
 	.venv/bin/ruff check src tests scripts
