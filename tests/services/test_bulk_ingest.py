@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,15 +27,26 @@ from traceability.domain.events import (
     Planting,
     Revocation,
     Transport,
+    lots_touched,
 )
-from traceability.domain.ingest import MOVING_KINDS
+from traceability.domain.findings import Check, Severity
+from traceability.domain.ingest import BALANCE_KINDS
 from traceability.domain.lineage import Balance, apply_event
 from traceability.domain.states import Role
-from traceability.errors import BatchRejected, TraceabilityError
+from traceability.errors import BatchRejected, ChainConflict, TraceabilityError
 from traceability.services.auth import Principal
-from traceability.services.events import RecordedEvent, record_event, record_events, stored_event
+from traceability.services.events import (
+    RecordedEvent,
+    plan_events,
+    record_event,
+    record_events,
+    stored_event,
+    write_planned,
+)
 from traceability.services.parties import enrol_farmer, enrol_plot
+from traceability.services.proof import build_bundle
 from traceability.services.submissions import submit_batch, submit_event
+from traceability.services.verify import verify_bundle
 from traceability.store import models
 from traceability.store.database import transaction
 
@@ -58,7 +70,12 @@ def planting(lot: str = LOT, plot: str = "PLOT-T-01", actor: str = "F-0001", **o
 
 
 def harvest(
-    lot: str = LOT, kg: str = "1000", plot: str = "PLOT-T-01", actor: str = "F-0001", **over: Any
+    lot: str = LOT,
+    kg: str = "1000",
+    plot: str = "PLOT-T-01",
+    actor: str = "F-0001",
+    days: float = 20,
+    **over: Any,
 ) -> Harvest:
     fields: dict[str, Any] = {
         "kind": "harvest",
@@ -66,32 +83,38 @@ def harvest(
         "plot_id": plot,
         "crop": "organic-veg",
         "quantity": q(kg),
-        **common(actor=actor, place="FARM-T-01", when=days_ago(20)),
+        **common(actor=actor, place="FARM-T-01", when=days_ago(days)),
     }
     return Harvest(**{**fields, **over})
 
 
-def cooling(lot: str = LOT, kg: str = "1000", actor: str = "PH-0001") -> Cooling:
+def cooling(lot: str = LOT, kg: str = "1000", actor: str = "PH-0001", days: float = 19) -> Cooling:
     return Cooling(
         kind="cooling",
         lot_code=lot,
         quantity=q(kg),
         method="forced_air",
-        **common(actor, "PH-T", days_ago(19)),
+        **common(actor, "PH-T", days_ago(days)),
     )
 
 
 def grading(
-    lot: str = LOT, kg: str = "50", disposition: str = "non_conformant", actor: str = "PH-0001"
+    lot: str = LOT,
+    kg: str = "50",
+    disposition: str = "non_conformant",
+    actor: str = "PH-0001",
+    days: float = 19,
+    **over: Any,
 ) -> Grading:
-    return Grading(
-        kind="grading",
-        lot_code=lot,
-        grade="A",
-        quantity=q(kg),
-        disposition=disposition,  # type: ignore[arg-type]
-        **common(actor, "PH-T", days_ago(19)),
-    )
+    fields: dict[str, Any] = {
+        "kind": "grading",
+        "lot_code": lot,
+        "grade": "A",
+        "quantity": q(kg),
+        "disposition": disposition,
+        **common(actor, "PH-T", days_ago(days)),
+    }
+    return Grading(**{**fields, **over})
 
 
 def packing(inputs: dict[str, str], outputs: dict[str, str], actor: str = "PH-0001") -> Packing:
@@ -104,15 +127,25 @@ def packing(inputs: dict[str, str], outputs: dict[str, str], actor: str = "PH-00
     )
 
 
-def transport(leg: str, items: dict[str, str], actor: str = "PH-0001") -> Transport:
+def transport(
+    leg: str, items: dict[str, str], actor: str = "PH-0001", days: float | None = None
+) -> Transport:
+    when = days_ago(days if days is not None else 17 if leg == "ship" else 16)
     return Transport(
         kind="transport",
         leg=leg,  # type: ignore[arg-type]
         items=tuple(lq(lot, kg) for lot, kg in items.items()),
         source="PH-T",
         destination="PORT-LCB",
-        **common(actor, "PH-T" if leg == "ship" else "PORT-LCB", days_ago(17 if leg == "ship" else 16)),
+        **common(actor, "PH-T" if leg == "ship" else "PORT-LCB", when),
     )
+
+
+def just_before(event: Event, **over: Any) -> Grading:
+    """A grading of the lot ``event`` graded, a millisecond earlier than it (recorded after it): another
+    client's grading of the same lot at nearly the same time."""
+    assert isinstance(event, Grading)
+    return grading(event_time=event.event_time - timedelta(milliseconds=1), **over)
 
 
 def packed(child: str = "T-BULK-0001A") -> list[Event]:
@@ -233,6 +266,70 @@ LEDGER_CASES = [
         "receiving more than shipped",
         plain(shipped),
         lambda s: transport("receive", {"T-BULK-0001A": "800.001"}),
+        "mass_balance",
+        422,
+    ),
+    # Kilograms are judged in event-time order, as verification replays them: a step recorded after a later
+    # one on its lot is accepted when the lot still balances with it in its place, refused when it does not.
+    Case(
+        "an earlier grading that still balances",
+        plain(lambda: [planting(), harvest(), grading(kg="600", days=18)]),
+        lambda s: grading(kg="300", days=19),
+        "created",
+    ),
+    Case(
+        "an earlier grading of all the lot, before rejects already recorded",
+        plain(lambda: [planting(), harvest(), grading(kg="800", days=18)]),
+        lambda s: grading(kg="1000", disposition="conformant", days=19),
+        "created",  # in recording order only 200 kg are left; at its time all 1,000 kg were there
+    ),
+    Case(
+        "an earlier grading that leaves a later cooling short",
+        plain(
+            lambda: [planting(), harvest(kg="500"), cooling(kg="500", days=18), harvest(kg="500", days=17)]
+        ),
+        lambda s: grading(kg="100", days=19),
+        "mass_balance",  # 1,000 kg in all, but the cooling of 500 kg would find 400
+        422,
+    ),
+    Case(
+        "an earlier grading short at its own time",
+        plain(lambda: [planting(), harvest(kg="300"), harvest(kg="700", days=17)]),
+        lambda s: grading(kg="500", disposition="conformant", days=19),
+        "mass_balance",  # only 300 kg had been harvested by then
+        422,
+    ),
+    Case(
+        "two gradings of one lot at nearly the same time that balance",
+        plain(lambda: [planting(), harvest(), grading(kg="400")]),
+        lambda s: just_before(s[-1], kg="400"),
+        "created",
+    ),
+    Case(
+        "two gradings of one lot at nearly the same time that do not balance",
+        plain(lambda: [planting(), harvest(), grading(kg="600")]),
+        lambda s: just_before(s[-1], kg="500"),
+        "mass_balance",
+        422,
+    ),
+    Case(
+        "shipping a lot before the packing that made it",
+        plain(packed),
+        lambda s: transport("ship", {"T-BULK-0001A": "800"}, days=18.5),
+        "mass_balance",
+        422,
+    ),
+    Case(
+        "receiving before the shipment",
+        plain(shipped),
+        lambda s: transport("receive", {"T-BULK-0001A": "800"}, days=17.5),
+        "mass_balance",
+        422,
+    ),
+    Case(
+        "an earlier shipment that leaves the later one short",
+        plain(lambda: [*packed(), transport("ship", {"T-BULK-0001A": "500"}, days=16)]),
+        lambda s: transport("ship", {"T-BULK-0001A": "400"}, days=17),
         "mass_balance",
         422,
     ),
@@ -432,6 +529,15 @@ def outcome_of(
     return ("created" if recorded.created else "retry"), 0
 
 
+def assert_balanced_as_verified(session: Session, lots: tuple[str, ...]) -> None:
+    """Each lot's proof bundle passes verification's mass balance (kilograms replayed in event-time order);
+    no registry is trusted here, so only the checks that need no chain are read."""
+    for lot in lots:
+        verdict = verify_bundle(build_bundle(session, lot, chain_id=31337, contract="0x" + "00" * 20), None)
+        moved = next(c for c in verdict.checks if c.check is Check.MASS_BALANCE)
+        assert moved.severity is Severity.OK, (lot, [f.en for f in verdict.findings])
+
+
 def set_up(session: Session, case: Case) -> list[Event]:
     setup = case.setup()
     for event, key in setup:
@@ -458,6 +564,8 @@ def test_every_ledger_rule_is_the_same_one_at_a_time_and_in_a_batch(db, rolled_b
             assert outcome == (case.expect, case.status), name
             if case.expect != "created":
                 assert counts(session) == before, f"{name} stored something it refused"
+            else:
+                assert_balanced_as_verified(session, lots_touched(event))
     # The setup and the event in one batch: the event is judged against the batch's earlier items.
     for session in rolled_back():
         setup = case.setup()
@@ -472,6 +580,8 @@ def test_every_ledger_rule_is_the_same_one_at_a_time_and_in_a_batch(db, rolled_b
         assert outcome == (case.expect, case.status), "in one batch"
         if case.status:
             assert counts(session)[0] == 0
+        elif case.expect == "created":
+            assert_balanced_as_verified(session, lots_touched(items[-1][0]))
 
 
 @pytest.mark.parametrize("case", RIGHTS_CASES, ids=lambda c: c.name)
@@ -492,6 +602,58 @@ def test_every_right_is_the_same_through_submit_event_and_submit_batch(db, rolle
 
 
 # --- batches ------------------------------------------------------------------------------------------------
+
+
+def test_a_step_refused_in_event_time_order_says_what_comes_up_short_and_when(db, parties):
+    cooled = cooling(kg="500", days=18)
+    with transaction(db.sessions) as s:
+        for event in (planting(), harvest(kg="500"), cooled, harvest(kg="500", days=17)):
+            record_event(s, event, id_base=ID_BASE)
+    early = grading(kg="100", days=19)
+    with pytest.raises(TraceabilityError) as caught, transaction(db.sessions) as s:
+        record_event(s, early, id_base=ID_BASE)
+    assert caught.value.code == "mass_balance" and caught.value.status_code == 422
+    assert caught.value.message == (
+        f"This grading at {early.event_time.isoformat()} comes before steps already recorded on lot {LOT}, "
+        "and a lot's kilograms are checked in the order its steps happened: with it, the cooling at "
+        f"{cooled.event_time.isoformat()} comes up short (The cooling of lot {LOT} covers 500 kg, but only "
+        "400 kg were left)"
+    )
+    too_early = grading(kg="600", disposition="conformant", days=19)
+    with pytest.raises(BatchRejected) as refused, transaction(db.sessions) as s:
+        record_events(s, [too_early], id_base=ID_BASE)
+    assert refused.value.status_code == 422
+    assert refused.value.items == [
+        {
+            "index": 0,
+            "code": "mass_balance",
+            "message": f"The grading of lot {LOT} sorts 600 kg, but only 500 kg were left at its time, "
+            f"{too_early.event_time.isoformat()}: steps already recorded on the lot happened after it, and a "
+            "lot's kilograms are checked in the order its steps happened",
+        }
+    ]
+
+
+def test_an_append_that_loses_the_race_for_a_lots_next_place_is_a_chain_conflict(db, parties):
+    """Two clients judge a grading of one lot against the same ledger; the second to write finds the lot's
+    next place in its chain taken (unique lot and seq) and gets a 409 to retry, with nothing of it stored."""
+    with transaction(db.sessions) as s:
+        record_events(s, [planting(), harvest()], id_base=ID_BASE)
+    first, second = db.sessions(), db.sessions()
+    try:
+        ahead = plan_events(first, [grading(kg="10")], id_base=ID_BASE)
+        behind = plan_events(second, [grading(kg="20")], id_base=ID_BASE)
+        write_planned(first, ahead)
+        first.commit()
+        with pytest.raises(ChainConflict) as caught:
+            write_planned(second, behind)
+        assert caught.value.status_code == 409 and caught.value.code == "chain_conflict"
+    finally:
+        for session in (first, second):
+            session.rollback()
+            session.close()
+    with transaction(db.sessions) as s:
+        assert counts(s) == (3, 3, 1, 3)
 
 
 def test_a_batch_with_refused_items_stores_nothing_and_names_every_one(db, parties):
@@ -662,8 +824,9 @@ def test_stored_rows_are_identical_whichever_path_recorded_them(db, rolled_back,
     assert seen[0] == seen[1] == seen[2]
 
 
-def test_only_the_moving_kinds_change_a_lots_kilograms():
-    """The snapshot replays only events of MOVING_KINDS: every other kind must leave a balance as it was."""
+def test_only_the_balance_kinds_change_or_check_a_lots_kilograms():
+    """The snapshot reads only events of BALANCE_KINDS: every other kind must leave a balance as it was and
+    find nothing short, even on a lot that holds nothing."""
     revocation = Revocation(
         kind="revocation",
         lot_code=LOT,
@@ -685,7 +848,9 @@ def test_only_the_moving_kinds_change_a_lots_kilograms():
     balance = Balance.empty()
     for event in events:
         before = (dict(balance.held), dict(balance.in_transit))
-        apply_event(balance, event)
-        if event.kind not in MOVING_KINDS:
+        found = apply_event(balance, event)
+        if event.kind not in BALANCE_KINDS:
             assert (dict(balance.held), dict(balance.in_transit)) == before, event.kind
+            assert not apply_event(Balance.empty(), event), event.kind
+        assert not found, event.kind
     assert balance.held[LOT] == Decimal(490) and balance.held["T-BULK-0001A"] == Decimal(400)

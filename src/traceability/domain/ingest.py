@@ -15,16 +15,25 @@ what recording them one at a time would do.
 
 Rules, in the order the single path applies them (the order decides which error an item gets): the
 submitter's rights (API submissions only), idempotency, then the ledger's own rules: a created lot must not
-exist, every other lot must (404), a planting's plot and อปท., a harvest's plot and crop, mass balance (the
-lot's stored history replayed once, then the batch's items in batch order: kilograms add up the same in any
-order), and a head on every continued lot.
+exist, every other lot must (404), a planting's plot and อปท., a harvest's plot and crop, mass balance, and a
+head on every continued lot.
+
+Mass balance is judged as verification judges it (``lineage.mass_balance``): each lot's steps replayed in
+event-time order, ties in the order they were recorded. A step at or after the latest one on its lots takes
+the fast path: it is checked against the lots' running totals, which are what such a replay holds at its
+time. A step earlier than one already on its lots (recorded late: two clients grading one lot at nearly the
+same time, a phone that was offline) is judged by replaying its lots with the step in its place: refused if
+it, or any step after it, then comes up short where it did not before.
 """
 
 from __future__ import annotations
 
 import uuid
+from bisect import insort
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from traceability.domain import codec
@@ -40,8 +49,16 @@ from traceability.domain.events import (
     Transport,
     lots_touched,
 )
+from traceability.domain.findings import Finding
 from traceability.domain.hashing import event_hash, hash_hex
-from traceability.domain.lineage import Balance, apply_event, created_lots
+from traceability.domain.lineage import (
+    Balance,
+    LedgerEntry,
+    apply_event,
+    check_mass_balance,
+    created_lots,
+    event_name,
+)
 from traceability.domain.states import LotRole, Role
 from traceability.errors import Conflict, Forbidden, InvalidEvent, NotFound, TraceabilityError
 
@@ -95,9 +112,10 @@ class Submitter:
 class Ledger:
     """What the ledger holds of everything a batch touches.
 
-    ``history`` holds every stored event of :data:`MOVING_KINDS` touching the lots whose balance the batch
-    needs, in (event_time, recorded_at) order; ``parents`` maps a lot to the lots it was packed from (only
-    loaded to check a farmer's rights, which follow a lot's lineage back to its origin plots)."""
+    ``history`` holds every stored event of :data:`BALANCE_KINDS` touching the lots whose balance the batch
+    needs, in (event_time, recorded_at) order, the order verification replays them in; ``parents`` maps a lot
+    to the lots it was packed from (only loaded to check a farmer's rights, which follow a lot's lineage back
+    to its origin plots)."""
 
     id_base: str
     lots: Mapping[str, LotFacts]
@@ -151,7 +169,15 @@ Outcome = Retry | Refusal | Accepted
 
 MOVING_KINDS = ("harvest", "grading", "packing", "transport")
 """Kinds of event that change a lot's kilograms in :func:`traceability.domain.lineage.apply_event` (planting,
-cooling, certification and revocation change none): a lot's balance is a replay of these alone."""
+cooling, certification and revocation change none): a lot's running total is a sum of these alone."""
+
+BALANCE_KINDS = (*MOVING_KINDS, "cooling")
+"""Kinds a replay of a lot's kilograms in event-time order needs: those that move them, and cooling, which
+checks what the lot holds at its time (a step recorded late and earlier in time can leave a cooling short)."""
+
+_Step = tuple[datetime, int, Event]
+"""An event on a lot's timeline: (event time, the order it was recorded in, the event). Tuples sort as
+verification orders a lot's events: by event time, ties in recording order."""
 
 
 def needs_balance(event: Event) -> bool:
@@ -190,8 +216,13 @@ class _View:
         # Each lot's kilograms are a sum of its events' movements, so one pass over the union of the needed
         # lots' histories gives each of them what a replay of its own history would.
         self.balance = Balance.empty()
-        for stored in ledger.history:
+        # Each lot's events of BALANCE_KINDS in verification's order, for a step that comes before some.
+        self.timeline: defaultdict[str, list[_Step]] = defaultdict(list)
+        for order, stored in enumerate(ledger.history):
             apply_event(self.balance, stored)
+            for lot in lots_touched(stored):
+                self.timeline[lot].append((stored.event_time, order, stored))
+        self.recorded = len(ledger.history)
 
     def judge(
         self, event: Event, key: str | None, enforce_ownership: bool, submitter: Submitter | None
@@ -337,9 +368,14 @@ class _View:
                 )
 
         # Applied to the running balance at once: a refusal further down puts the lots back (judge).
-        problems = apply_event(self.balance, event, set(touched))
-        if problems:
-            raise InvalidEvent(problems[0].en, code="mass_balance")
+        checked = set(touched)
+        if needs_balance(event) and self._before_recorded(event, touched):
+            self._replay_in_time_order(event, checked)
+            apply_event(self.balance, event, checked)  # the totals move on; the replay has judged the step
+        else:
+            problems = apply_event(self.balance, event, checked)
+            if problems:
+                raise InvalidEvent(problems[0].en, code="mass_balance")
 
         missing = [lot for lot in touched if lot not in new_lots and lot not in self.heads]
         if missing:
@@ -363,6 +399,38 @@ class _View:
             idempotency_key=key,
         )
 
+    # --- mass balance in event-time order --------------------------------------------------------------
+
+    def _before_recorded(self, event: Event, touched: tuple[str, ...]) -> bool:
+        """Whether a step already on one of ``touched`` is later in event time than ``event``. If none is,
+        ``event`` comes last in verification's replay (an equal time is ordered after the step recorded
+        first), so the lots' running totals are what that replay holds at its time."""
+        for lot in touched:
+            steps = self.timeline.get(lot)
+            if steps and event.event_time < steps[-1][0]:
+                return True
+        return False
+
+    def _replay_in_time_order(self, event: Event, checked: set[str]) -> None:
+        """Refuse ``event`` (``mass_balance``) if replaying the ``checked`` lots in event-time order with it
+        in its place, exactly as verification does (:func:`traceability.domain.lineage.check_mass_balance`),
+        finds it short, or finds short a later step that was not short without it. A step that was short
+        before (a ledger recorded before this rule) is not this event's doing, so it does not refuse it."""
+        steps = sorted({step[1]: step for lot in checked for step in self.timeline.get(lot, ())}.values())
+        before = [LedgerEntry("", step[2]) for step in steps]
+        found = check_mass_balance([*before, LedgerEntry("", event)], checked)
+        if not found:
+            return
+        mine = str(event.event_id)
+        own = [f for f in found if f.event_id == mine]
+        if own:
+            raise InvalidEvent(_short_at_its_time(event, own[0]), code="mass_balance")
+        known = {(f.event_id, f.lot_code) for f in check_mass_balance(before, checked)}
+        for finding in found:
+            if (finding.event_id, finding.lot_code) not in known:
+                later = next(s[2] for s in steps if str(s[2].event_id) == finding.event_id)
+                raise InvalidEvent(_leaves_later_short(event, later, finding), code="mass_balance")
+
     def _plot_of(self, plot_code: str, actor: str, enforce_ownership: bool) -> PlotFacts:
         """The plot, which a farmer may write events for only if it is theirs."""
         plot = self.plots.get(plot_code)
@@ -379,6 +447,11 @@ class _View:
             self.heads[link.lot_code] = (link.seq, accepted.hash)
         for lot in accepted.new_lots:
             self.lots[lot.code] = lot
+        if event.kind in BALANCE_KINDS:
+            step = (event.event_time, self.recorded, event)
+            self.recorded += 1
+            for code in accepted.lots:
+                insort(self.timeline[code], step)
         if isinstance(event, Packing):
             inputs = frozenset(i.lot_code for i in event.inputs)
             for out in event.outputs:
@@ -387,6 +460,25 @@ class _View:
         self.by_id[event.event_id] = prior
         if accepted.idempotency_key:
             self.by_key[accepted.idempotency_key] = prior
+
+
+def _short_at_its_time(event: Event, finding: Finding) -> str:
+    if finding.lot_code is None:  # a packing's outputs over its inputs: short whatever its time
+        return finding.en
+    return (
+        f"{finding.en} at its time, {event.event_time.isoformat()}: steps already recorded on the lot "
+        "happened after it, and a lot's kilograms are checked in the order its steps happened"
+    )
+
+
+def _leaves_later_short(event: Event, later: Event, finding: Finding) -> str:
+    _, name = event_name(event)
+    _, later_name = event_name(later)
+    return (
+        f"This {name} at {event.event_time.isoformat()} comes before steps already recorded on lot "
+        f"{finding.lot_code}, and a lot's kilograms are checked in the order its steps happened: with it, "
+        f"the {later_name} at {later.event_time.isoformat()} comes up short ({finding.en})"
+    )
 
 
 def _role(event: Event, lot: str, new_lots: tuple[str, ...]) -> LotRole:

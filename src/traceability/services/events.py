@@ -30,7 +30,7 @@ from traceability.domain import codec
 from traceability.domain.epcis import from_epcis
 from traceability.domain.events import EVENT_ADAPTER, Event, Harvest, Planting, lots_touched
 from traceability.domain.ingest import (
-    MOVING_KINDS,
+    BALANCE_KINDS,
     Accepted,
     Ledger,
     Outcome,
@@ -207,15 +207,16 @@ def _snapshot(
     plot_codes = [e.plot_id for e in events if isinstance(e, Planting | Harvest)]
     plots = repo.plots_with_owners(plot_codes, origin_ids) if plot_codes or origin_ids else {}
     # Only lots that exist have a stored history (lots created in the batch start empty), and only events
-    # that move kilograms are parsed: parsing is most of what reading a lot's history costs.
+    # that move or check kilograms are parsed: parsing is most of what reading a lot's history costs.
     weighed = [lot for e in events if needs_balance(e) for lot in lots_touched(e) if lot in lots]
-    bodies = repo.bodies_touching(weighed, MOVING_KINDS) if weighed else []
+    bodies = repo.bodies_touching(weighed, BALANCE_KINDS) if weighed else []
     history = [from_epcis(codec.loads(body)) for body in bodies]
     return Ledger(id_base, lots, heads, plots, by_id, by_key, history, parents)
 
 
 def _write(repo: Repository, accepted: Sequence[Accepted]) -> None:
-    # recorded_at steps by a microsecond per event so that the batch's order stays the ledger's order.
+    # recorded_at steps by a microsecond per event so that the batch's order stays the ledger's order. The
+    # rows' created_at is given rather than left to the column default, which would be called row by row.
     now = models.utcnow()
     try:
         repo.insert_recorded(
@@ -228,6 +229,7 @@ def _write(repo: Repository, accepted: Sequence[Accepted]) -> None:
                     "gtin": lot.gtin,
                     "authority_id": lot.authority_id,
                     "plot_id": lot.plot_id,
+                    "created_at": now,
                 }
                 for a in accepted
                 for lot in a.new_lots
@@ -250,7 +252,10 @@ def _write(repo: Repository, accepted: Sequence[Accepted]) -> None:
                 for a in accepted
                 for link in a.links
             ],
-            outbox=[{"event_id": a.event.event_id, "status": OutboxStatus.PENDING} for a in accepted],
+            outbox=[
+                {"event_id": a.event.event_id, "status": OutboxStatus.PENDING, "created_at": now}
+                for a in accepted
+            ],
         )
     except IntegrityError as exc:
         # Another transaction appended to one of these lots (or created one of them) first.
