@@ -11,13 +11,14 @@ import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from functools import cached_property
+from operator import attrgetter
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
-from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 
 from traceability.domain.crops import crop_knowledge
 from traceability.domain.events import (
@@ -68,13 +69,16 @@ class PlotFact:
 @dataclass(frozen=True)
 class RiskLedger:
     """Everything the signals read. ``entries`` is the whole ledger (basis ``ledger``) or one proof bundle's
-    events (basis ``bundle``: no history to learn from, no plots' enrolled areas, no photos)."""
+    events (basis ``bundle``: no history to learn from, no plots' enrolled areas, no photos). A scope adds
+    ``peers``: the facts of the plantings and harvests of the lots its lots are weighed against (their
+    yields, plots and seasons are all a signal reads of them), none of them an event of ``entries``."""
 
     entries: Sequence[LedgerEntry]
     plots: Mapping[str, PlotFact] = field(default_factory=dict)
     places: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # code → (lat, lon)
     photos: Mapping[str, int] = field(default_factory=dict)  # evidence sha256 → 64-bit perceptual hash
     basis: Literal["ledger", "bundle"] = "ledger"
+    peers: Sequence[EventFacts] = ()
 
 
 @dataclass(frozen=True)
@@ -190,18 +194,6 @@ def season_of(planted: datetime) -> str:
     return f"{local.year + 1 if local.month >= 11 else local.year}-dry"
 
 
-def season_bounds(season: str) -> tuple[datetime, datetime]:
-    """The plantings a season holds, as an interval ``[start, end)`` in UTC: the inverse of :func:`season_of`,
-    so that a query can find a season's lots by their planting time."""
-    year, kind = season.split("-")
-    y = int(year)
-    first, last = ((y, 5), (y, 11)) if kind == "wet" else ((y - 1, 11), (y, 5))
-    return (
-        datetime(*first, 1, tzinfo=THAI_TIME).astimezone(UTC),
-        datetime(*last, 1, tzinfo=THAI_TIME).astimezone(UTC),
-    )
-
-
 def _month(moment: datetime) -> int:
     return moment.astimezone(THAI_TIME).month
 
@@ -229,9 +221,65 @@ def _months(months: Sequence[int]) -> tuple[str, str]:
 # --- the ledger as the signals see it ----------------------------------------------------------------------
 
 
+class EventFacts(NamedTuple):
+    """What the ledger-wide population (:func:`population_of`) reads of one event, a few hundred bytes in
+    place of a parsed event's kilobytes: a service can keep them for every event of a large ledger and learn
+    the population again from them without re-reading a body. Events of no other use to it (a cooling or a
+    packing without photos) have none (:func:`event_facts`). A tuple: a scope reads thousands."""
+
+    event_id: str
+    event_time: datetime
+    actor: str
+    lots: tuple[str, ...]  # ``lots_touched``
+    codes: tuple[str, ...]  # the places and plots it names (:func:`named_codes`)
+    evidence: tuple[str, ...] = ()
+    planted: tuple[str, str, Decimal] | None = None  # a planting's crop as recorded, plot, declared rai
+    harvested: Decimal | None = None  # a harvest's kilograms
+    leg: tuple[str, str, str] | None = None  # a transport's leg, source, destination
+
+
+def named_codes(event: Event) -> tuple[str, ...]:
+    """The places and plots ``event`` names: its place, a planting's or harvest's plot, a leg's ends."""
+    codes = [event.place.id]
+    if isinstance(event, Planting | Harvest):
+        codes.append(event.plot_id)
+    if isinstance(event, Transport):
+        codes += [event.source, event.destination]
+    return tuple(dict.fromkeys(codes))
+
+
+def event_facts(event: Event) -> EventFacts | None:
+    """The facts of ``event`` the population reads, or None when it reads nothing of it."""
+    planted = (event.crop, event.plot_id, event.area_rai) if isinstance(event, Planting) else None
+    harvested = event.quantity.kg() if isinstance(event, Harvest) else None
+    leg = (event.leg, event.source, event.destination) if isinstance(event, Transport) else None
+    if planted is None and harvested is None and leg is None and not event.evidence:
+        return None
+    return EventFacts(
+        str(event.event_id),
+        event.event_time,
+        event.actor,
+        lots_touched(event),
+        named_codes(event),
+        tuple(event.evidence),
+        planted,
+        harvested,
+        leg,
+    )
+
+
+class Picking(NamedTuple):
+    """One harvest into a lot, as the signals weigh it (a tuple: a scope makes thousands)."""
+
+    event_id: str
+    event_time: datetime
+    kg: Decimal
+
+
 @dataclass
 class _Lot:
-    """A harvest lot: its planting and everything harvested into it."""
+    """A harvest lot: its planting and everything harvested into it (complete once the view is built, so its
+    totals are computed once)."""
 
     code: str
     crop: str
@@ -241,47 +289,80 @@ class _Lot:
     farmer: str
     district: str | None
     season: str
-    harvests: list[Harvest] = field(default_factory=list)
+    harvests: list[Picking] = field(default_factory=list)
 
-    @property
+    @cached_property
     def kg(self) -> float:
-        return float(sum((h.quantity.kg() for h in self.harvests), Decimal(0)))
+        return float(sum((h.kg for h in self.harvests), Decimal(0)))
 
-    @property
+    @cached_property
     def per_rai(self) -> float:
         return self.kg / self.area_rai
 
-    @property
+    @cached_property
     def last_harvest(self) -> datetime:
         return max(h.event_time for h in self.harvests)
 
 
-class _View:
-    """The ledger indexed once for every signal."""
+class _Core:
+    """What the population reads, indexed once: the events' facts in ledger order, the harvest lots they
+    make, the enrolled plots, the places and the photos' hashes."""
 
-    def __init__(self, ledger: RiskLedger) -> None:
-        self.ledger = ledger
-        self.events = [e.event for e in ledger.entries]
-        plantings = {ev.lot_code: ev for ev in self.events if isinstance(ev, Planting)}
+    def __init__(
+        self,
+        facts: Sequence[EventFacts],
+        plots: Mapping[str, PlotFact],
+        places: Mapping[str, tuple[float, float]],
+        photos: Mapping[str, int],
+    ) -> None:
+        self.facts = facts
+        self.plots = plots
+        self.places = places
+        self.photos = photos
+        plantings = {f.lots[0]: f for f in facts if f.planted is not None}
         self.lots: dict[str, _Lot] = {}
-        for ev in sorted((e for e in self.events if isinstance(e, Harvest)), key=lambda e: e.event_time):
-            planting = plantings.get(ev.lot_code)
-            if planting is None:
+        for f in sorted((f for f in facts if f.harvested is not None), key=attrgetter("event_time")):
+            planting = plantings.get(f.lots[0])
+            if planting is None or planting.planted is None or f.harvested is None:
                 continue
-            lot = self.lots.get(ev.lot_code)
+            lot = self.lots.get(f.lots[0])
             if lot is None:
-                fact = ledger.plots.get(planting.plot_id)
-                lot = self.lots[ev.lot_code] = _Lot(
-                    code=ev.lot_code,
-                    crop=canonical_crop(planting.crop),
-                    plot=planting.plot_id,
-                    area_rai=float(planting.area_rai),
+                crop, plot, area = planting.planted
+                fact = plots.get(plot)
+                lot = self.lots[f.lots[0]] = _Lot(
+                    code=f.lots[0],
+                    crop=canonical_crop(crop),
+                    plot=plot,
+                    area_rai=float(area),
                     planted=planting.event_time,
                     farmer=fact.farmer if fact else planting.actor,
                     district=fact.district if fact else None,
                     season=season_of(planting.event_time),
                 )
-            lot.harvests.append(ev)
+            lot.harvests.append(Picking(f.event_id, f.event_time, f.harvested))
+
+    def where(self, code: str, place: Place | None = None) -> tuple[float, float] | None:
+        if place is not None and place.lat is not None and place.lon is not None:
+            return float(place.lat), float(place.lon)
+        known = self.places.get(code)
+        if known is not None:
+            return known
+        fact = self.plots.get(code)
+        if fact is not None and fact.lat is not None and fact.lon is not None:
+            return fact.lat, fact.lon
+        return None
+
+
+class _View(_Core):
+    """The ledger indexed once for every signal."""
+
+    def __init__(self, ledger: RiskLedger) -> None:
+        self.ledger = ledger
+        self.events = [e.event for e in ledger.entries]
+        facts = [f for ev in self.events if (f := event_facts(ev)) is not None]
+        if ledger.peers:  # in the ledger's order, as the whole ledger's view has them
+            facts = sorted([*facts, *ledger.peers], key=lambda f: (f.event_time, f.event_id))
+        super().__init__(facts, ledger.plots, ledger.places, ledger.photos)
         self.crop_of: dict[str, str] = {}
         for e in self.events:
             if isinstance(e, Planting | Harvest):
@@ -316,17 +397,6 @@ class _View:
             walk(lot, frozenset())
         return result
 
-    def where(self, code: str, place: Place | None = None) -> tuple[float, float] | None:
-        if place is not None and place.lat is not None and place.lon is not None:
-            return float(place.lat), float(place.lon)
-        known = self.ledger.places.get(code)
-        if known is not None:
-            return known
-        fact = self.ledger.plots.get(code)
-        if fact is not None and fact.lat is not None and fact.lon is not None:
-            return fact.lat, fact.lon
-        return None
-
 
 def canonical_crop(code: str) -> str:
     known = crop_knowledge(code)
@@ -340,7 +410,7 @@ LOO_EXACT_UP_TO = 40
 negligible amount, so the group is summarised once."""
 
 
-def _yield_groups(view: _View) -> dict[str, dict[Hashable, list[_Lot]]]:
+def _yield_groups(view: _Core) -> dict[str, dict[Hashable, list[_Lot]]]:
     """crop → (district, season) → its harvest lots with a yield, by code: what yields are learned from."""
     by_crop: dict[str, dict[Hashable, list[_Lot]]] = defaultdict(lambda: defaultdict(list))
     for lot in sorted(view.lots.values(), key=lambda x: x.code):
@@ -367,7 +437,7 @@ def yield_groups(ledger: RiskLedger) -> dict[str, dict[Hashable, list[float]]]:
     }
 
 
-def _yield_expectations(view: _View, models: Mapping[str, CropModel] | None = None) -> dict[str, Expectation]:
+def _yield_expectations(view: _Core, models: Mapping[str, CropModel] | None = None) -> dict[str, Expectation]:
     """Each harvest lot's expected log-yield, learned from the other lots of its crop, district and season
     (with the crop's model from ``models`` when given, else learned from ``view``)."""
     out: dict[str, Expectation] = {}
@@ -455,7 +525,7 @@ def capacity(view: _View, s: RiskSettings) -> list[Signal]:
     for (plot, crop, season), lots in sorted(by_plot.items()):
         known = crop_knowledge(crop)
         assert known is not None
-        fact = view.ledger.plots.get(plot)
+        fact = view.plots.get(plot)
         area = float(fact.area_rai) if fact else max(x.area_rai for x in lots)
         parts = _overlapping(lots)
         cycles[(plot, crop, season)] = len(parts)
@@ -505,10 +575,10 @@ def _farmer_capacity(
 ) -> list[Signal]:
     """A farmer's season total of a crop above all the land enrolled to them can give: harvests recorded on
     fields that are not theirs (or no one's) add kilograms without adding land."""
-    if not view.ledger.plots:
+    if not view.plots:
         return []
     land: dict[str, float] = defaultdict(float)
-    for fact in view.ledger.plots.values():
+    for fact in view.plots.values():
         land[fact.farmer] += float(fact.area_rai)
     by_farmer: dict[tuple[str, str, str], list[_Lot]] = defaultdict(list)
     for lot in view.lots.values():
@@ -518,7 +588,7 @@ def _farmer_capacity(
     for (farmer, crop, season), lots in sorted(by_farmer.items()):
         known = crop_knowledge(crop)
         assert known is not None
-        own = [x for x in lots if (f := view.ledger.plots.get(x.plot)) is not None and f.farmer == farmer]
+        own = [x for x in lots if (f := view.plots.get(x.plot)) is not None and f.farmer == farmer]
         if len(own) == len(lots):
             continue  # every lot is on the farmer's own plots: the plot check covers them
         rounds = max((cycles.get((x.plot, crop, season), 1) for x in lots), default=1)
@@ -799,50 +869,65 @@ class _Photo:
     event_id: str
 
 
-def _bands(value: int, bits: int) -> list[tuple[int, int]]:
-    """Split 64 bits into ``bits + 1`` bands: two hashes at most ``bits`` apart agree on one band at least
-    (pigeonhole), so only hashes sharing a band need comparing."""
+PAIR_BLOCK: Final = 1 << 22
+"""Hash comparisons held in memory at once (8 bytes each) when one band's bucket is compared with itself."""
+
+
+def near_pairs(hashes: Sequence[int], bits: int) -> set[tuple[int, int]]:
+    """The index pairs ``(i, j)``, ``i < j``, of 64-bit ``hashes`` at most ``bits`` apart.
+
+    The 64 bits are cut into ``bits + 1`` bands: two hashes at most ``bits`` apart agree on one band at least
+    (pigeonhole), so only hashes sharing a band's value are compared. The comparisons run in numpy, a block
+    of a bucket's rows at a time, so memory stays under :data:`PAIR_BLOCK` comparisons and the work is
+    the pairs that share a band (about ``9/256`` of all pairs for unrelated photos), never a Python loop
+    over them; only the near pairs found come back as Python tuples."""
+    values = np.array(hashes, dtype=np.uint64)
     n = bits + 1
     sizes = [64 // n + (1 if i < 64 % n else 0) for i in range(n)]
-    out, shift = [], 0
-    for i, size in enumerate(sizes):
-        out.append((i, (value >> shift) & ((1 << size) - 1)))
+    pairs: set[tuple[int, int]] = set()
+    shift = 0
+    for size in sizes:
+        keys = (values >> np.uint64(shift)) & np.uint64((1 << size) - 1)
         shift += size
-    return out
+        order = np.argsort(keys, kind="stable")
+        cuts = np.flatnonzero(np.diff(keys[order])) + 1
+        for bucket in np.split(order, cuts):
+            if len(bucket) < 2:
+                continue
+            members = np.sort(bucket)
+            group = values[members]
+            rows = max(1, PAIR_BLOCK // len(members))
+            for start in range(0, len(members) - 1, rows):
+                block = group[start : start + rows]
+                near = np.bitwise_count(block[:, None] ^ group[None, start:]) <= bits
+                r, c = np.nonzero(near)
+                later = c > r  # column c is member start + c, row r is member start + r
+                firsts, seconds = members[start + r[later]], members[start + c[later]]
+                pairs.update(zip(firsts.tolist(), seconds.tolist(), strict=True))
+    return pairs
 
 
-def photos(view: _View, s: RiskSettings) -> list[Signal]:
-    if not view.ledger.photos:
+def photos(view: _Core, s: RiskSettings) -> list[Signal]:
+    if not view.photos:
         return []
     found: list[_Photo] = []
-    for ev in view.events:
-        if not ev.evidence:
+    for f in view.facts:
+        if not f.evidence:
             continue
-        for lot in lots_touched(ev):
+        for lot in f.lots:
             harvest = view.lots.get(lot)
-            farmer = harvest.farmer if harvest else ev.actor
-            season = harvest.season if harvest else season_of(ev.event_time)
-            for sha in ev.evidence:
-                ph = view.ledger.photos.get(sha)
+            farmer = harvest.farmer if harvest else f.actor
+            season = harvest.season if harvest else season_of(f.event_time)
+            for sha in f.evidence:
+                ph = view.photos.get(sha)
                 if ph is not None:
-                    found.append(_Photo(ph, sha, lot, farmer, season, str(ev.event_id)))
-    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i, p in enumerate(found):
-        for band in _bands(p.phash, s.photo_near_bits):
-            buckets[band].append(i)
+                    found.append(_Photo(ph, sha, lot, farmer, season, f.event_id))
     pairs: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                a, b = found[members[x]], found[members[y]]
-                if (
-                    a.event_id == b.event_id
-                    or a.lot == b.lot
-                    or (a.farmer == b.farmer and a.season == b.season)
-                ):
-                    continue
-                if hamming(a.phash, b.phash) <= s.photo_near_bits:
-                    pairs.add((min(members[x], members[y]), max(members[x], members[y])))
+    for i, j in near_pairs([p.phash for p in found], s.photo_near_bits):
+        a, b = found[i], found[j]
+        same_season = a.farmer == b.farmer and a.season == b.season
+        if not (a.event_id == b.event_id or a.lot == b.lot or same_season):
+            pairs.add((i, j))
     signals = []
     for i, j in sorted(pairs):
         a, b = found[i], found[j]
@@ -896,7 +981,7 @@ def _median(values: Sequence[float], default: float) -> float:
 
 
 def _farmer_seasons(
-    view: _View, expected: Mapping[str, Expectation], s: RiskSettings
+    view: _Core, expected: Mapping[str, Expectation], s: RiskSettings
 ) -> dict[tuple[str, str], tuple[list[str], list[float]]]:
     """(farmer, season) → (their harvest lots, the feature vector of :data:`FEATURES`)."""
     speed = _leg_speeds(view)
@@ -921,7 +1006,7 @@ def _farmer_seasons(
                 growing.append((first - lot.planted).total_seconds() / 86400 / known.growing_days_min)
                 off += sum(not known.in_harvest_season(_month(h.event_time)) for h in lot.harvests)
                 if lot.plot not in plots_seen:
-                    fact = view.ledger.plots.get(lot.plot)
+                    fact = view.plots.get(lot.plot)
                     plot_area = float(fact.area_rai) if fact else lot.area_rai
                     cap += plot_area * float(known.max_kg_per_rai)
                     area += plot_area
@@ -942,24 +1027,25 @@ def _farmer_seasons(
     return rows
 
 
-def _leg_speeds(view: _View) -> dict[str, float]:
+def _leg_speeds(view: _Core) -> dict[str, float]:
     """lot → the highest great-circle speed of its legs (shipment to its receipt), km/h."""
     shipped: dict[tuple[str, str, str], datetime] = {}
-    for ev in view.events:
-        if isinstance(ev, Transport) and ev.leg == "ship":
-            for lot in lots_touched(ev):
-                key = (lot, ev.source, ev.destination)
-                shipped[key] = min(shipped.get(key, ev.event_time), ev.event_time)
+    for f in view.facts:
+        if f.leg is not None and f.leg[0] == "ship":
+            for lot in f.lots:
+                key = (lot, f.leg[1], f.leg[2])
+                shipped[key] = min(shipped.get(key, f.event_time), f.event_time)
     speed: dict[str, float] = defaultdict(float)
-    for ev in view.events:
-        if not (isinstance(ev, Transport) and ev.leg == "receive"):
+    for f in view.facts:
+        if f.leg is None or f.leg[0] != "receive":
             continue
-        a, b = view.where(ev.source), view.where(ev.destination)
+        _, source, destination = f.leg
+        a, b = view.where(source), view.where(destination)
         if a is None or b is None:
             continue
-        for lot in lots_touched(ev):
-            sent = shipped.get((lot, ev.source, ev.destination))
-            hours = (ev.event_time - sent).total_seconds() / 3600 if sent else 0.0
+        for lot in f.lots:
+            sent = shipped.get((lot, source, destination))
+            hours = (f.event_time - sent).total_seconds() / 3600 if sent else 0.0
             if hours > 0:
                 speed[lot] = max(speed[lot], great_circle_km(a, b) / hours)
     return speed
@@ -986,7 +1072,7 @@ def _robust_z(values: np.ndarray) -> np.ndarray:
 
 
 def unusual(
-    view: _View, expected: Mapping[str, Expectation], s: RiskSettings
+    view: _Core, expected: Mapping[str, Expectation], s: RiskSettings
 ) -> tuple[list[Signal], AnomalyModel]:
     """Farmer-seasons odd in several ways at once: what no single rule catches.
 
@@ -1008,6 +1094,10 @@ def unusual(
     z = np.clip(_robust_z(matrix) * SUSPICIOUS_DIRECTION, 0.0, s.anomaly_clip)
     distance = np.sqrt((z**2).sum(axis=1))
     flagged_z = _robust_z(distance.reshape(-1, 1)).ravel()
+    # Imported here, where the forest is fitted: scikit-learn is the larger part of a server's memory at
+    # start, and a process that never learns a population of enough farmer-seasons never needs it.
+    from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
+
     forest = IsolationForest(
         n_estimators=s.anomaly_trees,
         max_samples=min(s.anomaly_samples, len(keys)),
@@ -1154,22 +1244,41 @@ class RiskAssessment:
 @dataclass(frozen=True)
 class Population:
     """What the whole ledger says that no scope can: the photo pairs (each photo against every other), the
-    unusual farmer-seasons (each against all of them, with how many there were) and how many harvest lots
-    there were. With it and each crop's yield model, :func:`assess` of a ledger holding only the lots a
-    question is about gives the answers the whole ledger gives."""
+    unusual farmer-seasons (each against all of them, with how many there were), how many harvest lots
+    there were, and each known crop's yield model. With it, :func:`assess` of a ledger holding only the lots
+    a question is about gives the answers the whole ledger gives."""
 
     photo_signals: tuple[Signal, ...]
     unusual_signals: tuple[Signal, ...]
     anomaly: AnomalyModel
     harvest_lots: int
+    crop_models: Mapping[str, CropModel] = field(default_factory=dict)
+
+
+def population_of(
+    facts: Sequence[EventFacts],
+    plots: Mapping[str, PlotFact],
+    places: Mapping[str, tuple[float, float]],
+    photos_by_sha: Mapping[str, int],
+    *,
+    settings: RiskSettings | None = None,
+) -> Population:
+    """The ledger-wide part of :func:`assess` from the facts of every event of the ledger (in its order:
+    event time, then id), its enrolled plots, places and photos' hashes."""
+    s = settings or DEFAULT_SETTINGS
+    core = _Core(facts, plots, places, photos_by_sha)
+    models = {
+        crop: crop_model(crop, {k: [math.log(x.per_rai) for x in v] for k, v in members.items()})
+        for crop, members in _yield_groups(core).items()
+    }
+    anomalous, model = unusual(core, _yield_expectations(core, models), s)
+    return Population(tuple(photos(core, s)), tuple(anomalous), model, len(core.lots), models)
 
 
 def learn_population(ledger: RiskLedger, *, settings: RiskSettings | None = None) -> Population:
     """The ledger-wide part of :func:`assess` over ``ledger`` (the whole ledger)."""
-    s = settings or DEFAULT_SETTINGS
-    view = _View(ledger)
-    anomalous, model = unusual(view, _yield_expectations(view), s)
-    return Population(tuple(photos(view, s)), tuple(anomalous), model, len(view.lots))
+    facts = [f for e in ledger.entries if (f := event_facts(e.event)) is not None]
+    return population_of(facts, ledger.plots, ledger.places, ledger.photos, settings=settings)
 
 
 def assess(

@@ -3,39 +3,54 @@ and the provenance page, at a cost bounded by what the lot's signals compare it 
 
 A lot's risk reads its **scope**: the events of its lineage (the lot and every lot it was packed from), and
 the plantings and harvests of the lots each signal weighs it against: its yield group (same crop, district
-and season), its plot's other lots and its farmer's season of the crop, plus those plots and places. Three
-things need more than a scope, and each is kept apart, bounded in size:
+and season), its plot's other lots and its farmer's season of the crop, plus those plots and places. What
+needs more than a scope is the ledger's **population**: the photo pairs (a photo against every other), the
+unusual farmer-seasons (one against all of them) and each crop's yield model (centre and spreads, learned
+from every lot of the crop; the lot's own yield group is always read afresh with its scope).
 
-* a crop's yield model (centre and spreads, ``domain.yields``) is learned from every lot of the crop: its
-  log-yields are kept per district, each district re-read only when its plantings or harvests changed, and
-  the model is re-learned like the population below (the lot's own yield group is always read afresh);
-* the photo pairs (a photo against every other photo) and the unusual farmer-seasons (one against all of
-  them) are the ledger's **population**: learned from the whole ledger once, and again when the ledger has
-  changed, at most every :data:`POPULATION_TTL_S` seconds (so between two learnings a new photo or a new
-  season's pattern waits up to that long; everything else is seen at once);
+Both read :class:`~traceability.domain.risk.EventFacts`, a few hundred bytes per event that plants,
+harvests, moves produce or carries a photo, kept per database (:class:`LedgerFacts`) and brought up to date
+before each use by reading only the events recorded since (events never change; the outbox's primary key
+says what is new, and ids found missing are looked for again). A request parses the bodies of its lineage's
+events and of what was recorded since the last reading, never a peer's; a learning parses none.
+
+When the population is learned, and what an answer may lag by:
+
+* the first time a process is asked about a database, synchronously (it then reads every body once: about
+  7 s of CPU at 100,000 events);
+* afterwards, when the ledger has changed and the last learning is at least :data:`POPULATION_TTL_S`
+  seconds old, **in a background thread** while requests go on with the last population: a new photo, a
+  new farmer-season's pattern or a crop's new yield model shows in answers within that TTL plus one
+  learning (about a second of CPU at 100,000 events); everything read from the scope is seen at once;
 * scoped assessments are kept while the ledger and the population are unchanged (one query on primary keys
   says whether the ledger is), and parsed events while recently read (lots of one group share peers).
 
-Every cache is a bounded LRU. What is not yet bounded: learning the population reads the whole ledger (paid
-once per process, then at most once per TTL while the ledger changes, never per lot), and a district's kept
-log-yields are one float per lot of the crop there.
+Bounded: every cache is an LRU of fixed size; a request reads its scope and what is new, and never learns
+the population (but for a process's first); a learning holds the facts and one population. Not bounded: the
+facts themselves, linear in the ledger's produce events (about 50 MB at 100,000 events, where parsing them
+all once took 760 MB), and the scope, linear in the size of a yield group.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from traceability.domain.events import Cooling, Grading, Harvest, Packing, Planting, Transport
 from traceability.domain.lineage import LedgerEntry
 from traceability.domain.risk import (
+    EventFacts,
     LotRisk,
     PlotFact,
     Population,
@@ -44,28 +59,35 @@ from traceability.domain.risk import (
     RiskSettings,
     assess,
     canonical_crop,
-    crop_model,
-    learn_population,
-    season_bounds,
+    event_facts,
+    named_codes,
+    population_of,
     season_of,
-    yield_groups,
 )
-from traceability.domain.yields import CropModel
 from traceability.services.history import parsed_event
 from traceability.services.photos import photo_hashes
 from traceability.store import models
 from traceability.store.repository import Repository
 
+log = logging.getLogger(__name__)
+
 POPULATION_TTL_S: Final = 60.0
 CACHE_ENTRIES: Final = 256
-"""Entries per cache: scoped assessments, district yields, populations (one per database and settings)."""
+"""Entries per cache: scoped assessments, populations (one per database and settings)."""
+LEDGERS: Final = 4
+"""Databases whose facts are kept (tens of megabytes each at 100,000 events): a server reads one."""
+GAP_HORIZON_S: Final = 600.0
+"""How long an outbox id missing below the highest read is looked for again: a recording's transaction
+(a few queries) is committed or rolled back well within it; a rolled-back one leaves its id missing."""
+QUEUE_CHUNK: Final = 512
+"""Lots of an officer's queue assessed together (with their lineages: a few thousand events)."""
 PARSED_EVENTS: Final = 4096
 """Parsed events kept (a few kilobytes each): lots of one yield group share their peers' events."""
 _NO_FILES: Final = Path("/nonexistent/evidence")
 RISK_KINDS: Final = ("planting", "harvest", "cooling", "grading", "packing", "transport")
 """Certifications and revocations say nothing about where produce came from."""
-YIELD_KINDS: Final = ("planting", "harvest")
-"""What a peer lot is weighed by: its yield, its plot, its season."""
+POPULATION_KINDS: Final = ("planting", "harvest", "transport")
+"""Kinds whose every event the population reads; the other :data:`RISK_KINDS` only when they carry photos."""
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
@@ -101,39 +123,141 @@ class Lru(Generic[_K, _V]):
             self._entries.clear()
 
 
+class LedgerFacts:
+    """The facts of every produce event of one database, kept in ledger order and brought up to date from
+    what was recorded since the last reading. The highest outbox id read, and the ids missing below it (a
+    recording not yet committed when read; looked for again for :data:`GAP_HORIZON_S`), say what is new;
+    photos whose hash was not known yet are asked for again at each reading. Read and used under
+    :attr:`lock`."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.lock = threading.Lock()
+        self._clock = clock
+        self._facts: dict[tuple[datetime, uuid.UUID], EventFacts] = {}
+        self._ordered: list[EventFacts] | None = []
+        self._yields: dict[str, list[EventFacts]] = defaultdict(list)  # lot → its plantings and harvests
+        self._planted: dict[tuple[str, str, str], set[str]] = defaultdict(set)  # (plot, crop, season) → lots
+        self._seen = 0
+        self._gaps: dict[int, float] = {}  # outbox id → when it was first found missing
+        self.photos: dict[str, int] = {}
+        self._unhashed: set[str] = set()
+
+    def read(self, session: Session, evidence_dir: Path | None) -> None:
+        """Read what was recorded since the last reading."""
+        repo = Repository(session)
+        now = self._clock()
+        self._gaps = {i: t for i, t in self._gaps.items() if now - t < GAP_HORIZON_S}
+        gaps = sorted(self._gaps)
+        seen = set(repo.risk_recorded_ids(self._seen, gaps))
+        shas: set[str] = set(self._unhashed)
+        if seen:
+            self._read_events(repo, gaps, seen, shas)
+        # Without an evidence directory only hashes already stored are read (none is computed from a file).
+        found = photo_hashes(session, evidence_dir or _NO_FILES, sorted(shas)) if shas else {}
+        self.photos.update(found)
+        self._unhashed = shas - found.keys()
+
+    def _read_events(self, repo: Repository, gaps: list[int], seen: set[int], shas: set[str]) -> None:
+        now = self._clock()
+        photo_kinds = [k for k in RISK_KINDS if k not in POPULATION_KINDS]
+        for outbox_id, row in repo.risk_recorded_events(self._seen, gaps, POPULATION_KINDS, photo_kinds):
+            seen.add(outbox_id)  # committed since the ids were read
+            event = parsed_event(row)
+            facts = event_facts(event) if event is not None else None
+            if facts is not None and (row.event_time, row.id) not in self._facts:
+                self._facts[(row.event_time, row.id)] = facts
+                if facts.planted is not None or facts.harvested is not None:
+                    self._yields[facts.lots[0]].append(facts)
+                if facts.planted is not None:
+                    crop, plot, _ = facts.planted
+                    season = season_of(facts.event_time)
+                    self._planted[(plot, canonical_crop(crop), season)].add(facts.lots[0])
+                shas.update(facts.evidence)
+        for i in seen:
+            self._gaps.pop(i, None)
+        top = max(seen)
+        low = self._seen + 1 if self._seen else min(seen)
+        self._gaps.update((i, now) for i in range(low, top) if i not in seen)
+        self._seen = max(self._seen, top)
+        self._ordered = None
+
+    def holds(self, newest: int | None) -> bool:
+        """Whether nothing recorded up to outbox id ``newest`` can be missing (no id found missing is still
+        awaited, no photo's hash)."""
+        return not self._gaps and not self._unhashed and (newest or 0) <= self._seen
+
+    def facts(self) -> list[EventFacts]:
+        """Every fact, in the ledger's order (event time, then id), as ``Repository.events_of_kinds``."""
+        if self._ordered is None:
+            self._ordered = [self._facts[k] for k in sorted(self._facts)]
+        return self._ordered
+
+    def planted_on(self, plots: Iterable[str], crop: str, season: str) -> set[str]:
+        """The lots of ``crop`` (canonical) planted on ``plots`` in ``season``."""
+        return {lot for plot in plots for lot in self._planted.get((plot, crop, season), ())}
+
+    def yield_facts(self, lots: Iterable[str]) -> list[EventFacts]:
+        """The plantings and harvests of ``lots``."""
+        return [f for lot in sorted(set(lots)) for f in self._yields.get(lot, ())]
+
+
 @dataclass
 class RiskCaches:
-    """What one process keeps between requests (tests make their own, with their own clock)."""
+    """What one process keeps between requests (tests make their own, with their own clock). With
+    ``background``, a population older than its TTL is learned again in a thread while requests go on with
+    the last one (the process-wide :data:`CACHES`); without, in the request that finds it old."""
 
     clock: Callable[[], float] = time.monotonic
     population_ttl_s: float = POPULATION_TTL_S
     size: int = CACHE_ENTRIES
     parsed_events: int = PARSED_EVENTS
+    background: bool = False
     events: Lru[Hashable, LedgerEntry] = field(init=False)
-    aliases: Lru[Hashable, tuple[tuple[Any, ...], dict[str, list[str]]]] = field(init=False)
     populations: Lru[Hashable, tuple[tuple[Any, ...], float, Population]] = field(init=False)
-    districts: Lru[Hashable, tuple[Any, dict[Hashable, list[float]]]] = field(init=False)
-    crops: Lru[Hashable, tuple[tuple[Any, ...], float, CropModel | None]] = field(init=False)
-    assessments: Lru[Hashable, tuple[tuple[Any, ...], Population, bool, float, RiskAssessment]] = field(
-        init=False
-    )
+    ledgers: Lru[Hashable, LedgerFacts] = field(init=False)
+    assessments: Lru[Hashable, tuple[tuple[Any, ...], Population, RiskAssessment]] = field(init=False)
+    learnings: int = field(init=False, default=0)
+    _learners: dict[Hashable, threading.Thread] = field(init=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.events = Lru(self.parsed_events)
-        self.aliases = Lru(self.size)
         self.populations = Lru(self.size)
-        self.districts = Lru(self.size)
-        self.crops = Lru(self.size)
+        self.ledgers = Lru(LEDGERS)
         self.assessments = Lru(self.size)
+
+    def ledger_facts(self, database: str) -> LedgerFacts:
+        with self._lock:
+            found = self.ledgers.get(database)
+            if found is None:
+                found = LedgerFacts(self.clock)
+                self.ledgers.put(database, found)
+            return found
+
+    def learn_later(self, key: Hashable, learn: Callable[[], None]) -> None:
+        """Run ``learn`` in a thread unless one is already learning ``key``."""
+        with self._lock:
+            running = self._learners.get(key)
+            if running is not None and running.is_alive():
+                return
+            thread = threading.Thread(target=learn, name="risk-population", daemon=True)
+            self._learners[key] = thread
+        thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the populations being learned in the background."""
+        with self._lock:
+            threads = list(self._learners.values())
+        for thread in threads:
+            thread.join(timeout)
 
     def clear(self) -> None:
         self.events.clear()
-        self.aliases.clear()
-        for cache in (self.populations, self.districts, self.crops, self.assessments):
+        for cache in (self.populations, self.ledgers, self.assessments):
             cache.clear()
 
 
-CACHES = RiskCaches()
+CACHES = RiskCaches(background=True)
 
 
 def _database(session: Session) -> str:
@@ -161,26 +285,20 @@ def _entries(rows: Iterable[models.Event], caches: RiskCaches | None = None) -> 
 
 
 def _plots_and_places(
-    rows: Iterable[tuple[models.Plot, str, models.Authority]], places: Iterable[tuple[str, Any, Any]]
+    rows: Iterable[tuple[Any, ...]], places: Iterable[tuple[str, Any, Any]]
 ) -> tuple[dict[str, PlotFact], dict[str, tuple[float, float]]]:
-    """Enrolled plots as facts (farmer, area, district, coordinates), and every coordinate known by code:
-    a plot's, overridden by a named place's."""
+    """Enrolled plots (rows of code, farmer's code, rai, district, authority, lat, lon) as facts, and every
+    coordinate known by code: a plot's, overridden by a named place's."""
     plots: dict[str, PlotFact] = {}
     where: dict[str, tuple[float, float]] = {}
-    for plot, farmer_code, authority in rows:
-        lat = float(plot.lat) if plot.lat is not None else None
-        lon = float(plot.lon) if plot.lon is not None else None
-        plots[plot.code] = PlotFact(
-            plot.code,
-            farmer_code,
-            plot.area_rai,
-            district=authority.district_th,
-            authority=authority.code,
-            lat=lat,
-            lon=lon,
+    for code, farmer_code, area_rai, district, authority, lat_, lon_ in rows:
+        lat = float(lat_) if lat_ is not None else None
+        lon = float(lon_) if lon_ is not None else None
+        plots[code] = PlotFact(
+            code, farmer_code, area_rai, district=district, authority=authority, lat=lat, lon=lon
         )
         if lat is not None and lon is not None:
-            where[plot.code] = (lat, lon)
+            where[code] = (lat, lon)
     for code, lat, lon in places:
         where[code] = (float(lat), float(lon))
     return plots, where
@@ -212,40 +330,28 @@ class RiskScope:
     crops: frozenset[str]
 
 
-def _aliases(session: Session, caches: RiskCaches) -> dict[str, list[str]]:
-    """canonical crop → the crop codes lots were planted as (kept while the ledger is unchanged)."""
-    repo = Repository(session)
-    version = repo.risk_ledger_version()
-    found = caches.aliases.get(_database(session))
-    if found is not None and found[0] == version:
-        return found[1]
-    out: dict[str, list[str]] = defaultdict(list)
-    for code in sorted(repo.risk_lot_crops()):
-        out[canonical_crop(code)].append(code)
-    caches.aliases.put(_database(session), (version, dict(out)))
-    return dict(out)
-
-
 def risk_scope(session: Session, lots: Iterable[str], *, caches: RiskCaches = CACHES) -> RiskScope:
     """What the signals on ``lots`` read: for each harvest lot among them, the lots of its crop planted in
     its season in its district or on its farmer's plots (its yield group, its plot's other lots and its
-    farmer's season), in one query per distinct (crop, season, district, farmer)."""
+    farmer's season): one query for the plantings asked about and one for the plots per distinct
+    (district, farmer); the lots planted on those plots come from the ledger's facts, up to date."""
     repo = Repository(session)
     asked = frozenset(lots)
     plantings = repo.risk_plantings(sorted(asked))
     if not plantings:
         return RiskScope(asked, frozenset(), frozenset(), frozenset())
-    aliases = _aliases(session, caches)
     keys = {
         (canonical_crop(crop), season_of(planted), district, farmer)
         for _, crop, farmer, district, planted in plantings
     }
-    own = {canonical_crop(crop): crop for _, crop, *_ in plantings}  # a crop newer than the kept aliases
-    peers: set[str] = set()
-    for crop, season, district, farmer in sorted(keys):
-        since, until = season_bounds(season)
-        codes = sorted({*aliases.get(crop, ()), own[crop]})
-        peers |= repo.risk_peer_lots(codes, since, until, district, farmer)
+    plots = {(d, f): repo.risk_peer_plots(d, f) for d, f in sorted({(d, f) for _, _, d, f in keys})}
+    ledger = _read_facts(session, None, caches)
+    with ledger.lock:
+        peers = {
+            lot
+            for crop, season, district, farmer in keys
+            for lot in ledger.planted_on(plots[(district, farmer)], crop, season)
+        }
     return RiskScope(
         asked,
         frozenset(peers - asked),
@@ -254,30 +360,58 @@ def risk_scope(session: Session, lots: Iterable[str], *, caches: RiskCaches = CA
     )
 
 
-def scoped_ledger(session: Session, scope: RiskScope, *, caches: RiskCaches | None = None) -> RiskLedger:
-    """The scope as the signals read it: every produce event of its lots, the plantings and harvests of its
-    peers (in the whole ledger's order), the plots they name and their farmers' other plots, the places they
-    name. No photos: photo pairs are the population's."""
+def scoped_ledger(
+    session: Session, scope: RiskScope, evidence_dir: Path | None = None, *, caches: RiskCaches = CACHES
+) -> RiskLedger:
+    """The scope as the signals read it: every produce event of its lots, the facts of its peers' plantings
+    and harvests (from the ledger's facts, brought up to date first: no peer's body is parsed in a request),
+    the plots they name and their farmers' other plots, the places they name. No photos: photo pairs are the
+    population's."""
     repo = Repository(session)
-    rows = {row.id: row for row in repo.risk_events(sorted(scope.lots), RISK_KINDS)}
-    for row in repo.risk_events(sorted(scope.peers), YIELD_KINDS):
-        rows.setdefault(row.id, row)
-    entries = _entries(sorted(rows.values(), key=lambda e: (e.event_time, e.id)), caches)
-    codes: set[str] = set()
-    for entry in entries:
-        event = entry.event
-        codes.add(event.place.id)
-        if isinstance(event, Planting | Harvest):
-            codes.add(event.plot_id)
-        if isinstance(event, Transport):
-            codes |= {event.source, event.destination}
+    entries = _entries(repo.risk_events(sorted(scope.lots), RISK_KINDS), caches)
+    ledger = _read_facts(session, evidence_dir, caches)
+    with ledger.lock:
+        peers = ledger.yield_facts(scope.peers)
+    codes = {code for entry in entries for code in named_codes(entry.event)}
+    codes.update(code for f in peers for code in f.codes)
     plots, places = _plots_and_places(
         repo.risk_plots(sorted(codes), sorted(scope.farmers)), repo.risk_places(sorted(codes))
     )
-    return RiskLedger(entries, plots, places, {}, "ledger")
+    return RiskLedger(entries, plots, places, {}, "ledger", peers)
 
 
 # --- what needs more than a scope --------------------------------------------------------------------------
+
+
+def _read_facts(session: Session, evidence_dir: Path | None, caches: RiskCaches) -> LedgerFacts:
+    """The ledger's facts, up to date. Read (when the newest outbox id says something is new) in a session
+    of their own where the bind allows, committed (photo hashes computed from stored originals are kept), so
+    that they hold only committed events: a caller's transaction that recorded events and then rolls back
+    must not leave its events among them. One thread reads at a time: requests that find the facts up to
+    date take no second connection."""
+    ledger = caches.ledger_facts(_database(session))
+    newest = Repository(session).risk_newest_recorded()
+    bind = session.get_bind()
+    with ledger.lock:
+        if not ledger.holds(newest) and isinstance(bind, Engine):
+            with Session(bind) as own, own.begin():
+                ledger.read(own, evidence_dir)
+        elif not ledger.holds(newest):
+            ledger.read(session, evidence_dir)
+    return ledger
+
+
+def _learn(
+    session: Session, evidence_dir: Path | None, settings: RiskSettings | None, caches: RiskCaches
+) -> Population:
+    """The population of the ledger ``session`` reads: its facts brought up to date, then learned."""
+    repo = Repository(session)
+    ledger = _read_facts(session, evidence_dir, caches)
+    with ledger.lock:
+        facts, photos = ledger.facts(), dict(ledger.photos)
+    plots, places = _plots_and_places(repo.plot_facts(), repo.place_coordinates())
+    caches.learnings += 1
+    return population_of(facts, plots, places, photos, settings=settings)
 
 
 def ledger_population(
@@ -288,58 +422,40 @@ def ledger_population(
     settings: RiskSettings | None = None,
     caches: RiskCaches = CACHES,
 ) -> Population:
-    """The photo pairs and unusual farmer-seasons of the whole ledger at ``version``: kept while the ledger
-    is unchanged, and while it changes re-learned at most every ``population_ttl_s`` seconds."""
+    """The photo pairs, unusual farmer-seasons and crop models of the whole ledger at ``version``: kept while
+    the ledger is unchanged, and while it changes learned again once the last learning is ``population_ttl_s``
+    old (in the background, the last one answering meanwhile, when ``caches.background``)."""
     key = (_database(session), settings)
     found = caches.populations.get(key)
     now = caches.clock()
     if found is not None and (found[0] == version or now - found[1] < caches.population_ttl_s):
         return found[2]
-    population = learn_population(risk_ledger(session, evidence_dir), settings=settings)
+    bind = session.get_bind()
+    if found is not None and caches.background and isinstance(bind, Engine):
+        caches.learn_later(key, lambda: _learn_apart(bind, key, evidence_dir, settings, caches))
+        return found[2]
+    population = _learn(session, evidence_dir, settings, caches)
     caches.populations.put(key, (version, now, population))
     return population
 
 
-def yield_models(
-    session: Session, crops: Iterable[str], version: tuple[Any, ...], *, caches: RiskCaches = CACHES
-) -> tuple[dict[str, CropModel], bool]:
-    """Each crop's yield model as the whole ledger learns it, from its log-yields kept per district: a
-    district is re-read only when one of its plantings or harvests of the crop was recorded. A crop-wide
-    statistic like the population, it is re-learned while the ledger changes at most every TTL (the lot's
-    own group is read afresh with its scope). Also says whether every model is the ledger's at ``version``."""
-    database = _database(session)
-    out: dict[str, CropModel] = {}
-    aliases: dict[str, list[str]] | None = None
-    now = caches.clock()
-    current = True
-    for crop in sorted(crops):
-        found = caches.crops.get((database, crop))
-        if found is None or (found[0] != version and now - found[1] >= caches.population_ttl_s):
-            aliases = aliases or _aliases(session, caches)
-            found = (version, now, _learn_crop(session, crop, aliases.get(crop, [crop]), caches))
-            caches.crops.put((database, crop), found)
-        current = current and found[0] == version
-        if found[2] is not None:
-            out[crop] = found[2]
-    return out, current
-
-
-def _learn_crop(session: Session, crop: str, codes: Sequence[str], caches: RiskCaches) -> CropModel | None:
-    repo = Repository(session)
-    database = _database(session)
-    groups: dict[Hashable, list[float]] = {}
-    for district, stamp in sorted(repo.risk_yield_fingerprints(codes).items()):
-        key = (database, crop, district)
-        found = caches.districts.get(key)
-        if found is None or found[0] != stamp:
-            entries = _entries(repo.risk_yield_events(codes, district), caches)
-            plot_codes = sorted({e.event.plot_id for e in entries if isinstance(e.event, Planting)})
-            plots, places = _plots_and_places(repo.risk_plots(plot_codes, []), [])
-            learned = yield_groups(RiskLedger(entries, plots, places)).get(crop, {})
-            found = (stamp, learned)
-            caches.districts.put(key, found)
-        groups.update(found[1])
-    return crop_model(crop, groups) if groups else None
+def _learn_apart(
+    engine: Engine,
+    key: Hashable,
+    evidence_dir: Path | None,
+    settings: RiskSettings | None,
+    caches: RiskCaches,
+) -> None:
+    """Learn the population in a session of its own, committed like a worker's pass (photo hashes computed
+    from stored originals are kept), and put it in place of the last one."""
+    try:
+        with Session(engine) as session, session.begin():
+            now = caches.clock()
+            version = Repository(session).risk_ledger_version()
+            population = _learn(session, evidence_dir, settings, caches)
+        caches.populations.put(key, (version, now, population))
+    except Exception:  # the next request past the TTL tries again; answers keep the last population
+        log.exception("learning the origin-risk population failed")
 
 
 # --- answers -----------------------------------------------------------------------------------------------
@@ -359,23 +475,18 @@ def scoped_assessment(
     version = Repository(session).risk_ledger_version()
     population = ledger_population(session, evidence_dir, version, settings=settings, caches=caches)
     key = (_database(session), asked, settings)
-    now = caches.clock()
     found = caches.assessments.get(key)
     if found is not None and found[0] == version and found[1] is population:
-        # one made with a crop model or population learned before ``version`` holds only until its TTL
-        if found[2] or now - found[3] < caches.population_ttl_s:
-            return found[4]
+        return found[2]
     scope = risk_scope(session, asked, caches=caches)
-    models, current = yield_models(session, scope.crops, version, caches=caches)
+    models = {crop: population.crop_models[crop] for crop in scope.crops if crop in population.crop_models}
     assessment = assess(
-        scoped_ledger(session, scope, caches=caches),
+        scoped_ledger(session, scope, evidence_dir, caches=caches),
         settings=settings,
         population=population,
         crop_models=models,
     )
-    learned = caches.populations.get((_database(session), settings))
-    fresh = current and learned is not None and learned[0] == version
-    caches.assessments.put(key, (version, population, fresh, now, assessment))
+    caches.assessments.put(key, (version, population, assessment))
     return assessment
 
 
@@ -426,13 +537,18 @@ def risk_queue(
     session: Session, authority_id: int, evidence_dir: Path, *, caches: RiskCaches = CACHES
 ) -> list[QueueEntry]:
     """The authority's lots (planted on its plots, or packed from them), highest risk first, then by code:
-    one assessment over their lineages' scope."""
+    one assessment per :data:`QUEUE_CHUNK` lots over their lineages' scope, so that the events held at once
+    stay bounded however many lots the authority has (each lot's answer is its scope's, chunk or not)."""
     own = Repository(session).lots_of_authority(authority_id)
     lineage = lineages(session, [lot.code for lot in own])
-    assessment = scoped_assessment(session, set().union(*lineage.values()), evidence_dir, caches=caches)
-    entries = [
-        QueueEntry(lot.code, lot.product_th, lot.product_en, assessment.for_lot(lot.code)) for lot in own
-    ]
+    entries = []
+    for start in range(0, len(own), QUEUE_CHUNK):
+        some = own[start : start + QUEUE_CHUNK]
+        lots = set().union(*(lineage[lot.code] for lot in some))
+        assessment = scoped_assessment(session, lots, evidence_dir, caches=caches)
+        entries += [
+            QueueEntry(lot.code, lot.product_th, lot.product_en, assessment.for_lot(lot.code)) for lot in some
+        ]
     return sorted(entries, key=lambda e: (-e.risk.score, e.lot_code))
 
 

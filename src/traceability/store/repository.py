@@ -439,15 +439,9 @@ class Repository:
             select(Event).where(Event.kind.in_(list(kinds))).order_by(Event.event_time, Event.id)
         ).all()
 
-    def plot_facts(self) -> Sequence[tuple[Plot, str, Authority]]:
-        """Every plot with its farmer's code and its authority."""
-        rows = self.session.execute(
-            select(Plot, Farmer.code, Authority)
-            .join(Farmer, Farmer.id == Plot.farmer_id)
-            .join(Authority, Authority.id == Plot.authority_id)
-            .order_by(Plot.code)
-        ).all()
-        return [(p, code, a) for p, code, a in rows]
+    def plot_facts(self) -> list[tuple[Any, ...]]:
+        """Every plot as :attr:`RISK_PLOT` reads it."""
+        return [tuple(row) for row in self.session.execute(self.RISK_PLOT.order_by(Plot.code)).all()]
 
     def place_coordinates(self) -> Sequence[tuple[str, Any, Any]]:
         return self.session.execute(
@@ -458,6 +452,39 @@ class Repository:
         return self.session.scalars(
             select(Lot).where(Lot.authority_id == authority_id).order_by(Lot.created_at, Lot.code)
         ).all()
+
+    def _risk_recorded(self, after: int, gaps: Sequence[int]) -> list[Any]:
+        """Outbox rows above ``after`` or among ``gaps``, as conditions of a few queries (IN lists cut)."""
+        return [Outbox.id > after] + [
+            Outbox.id.in_(list(gaps[start : start + self.RISK_CHUNK]))
+            for start in range(0, len(gaps), self.RISK_CHUNK)
+        ]
+
+    def risk_newest_recorded(self) -> int | None:
+        """The highest outbox id: one per event, so it changes whenever one is recorded."""
+        return self.session.scalar(select(func.max(Outbox.id)))
+
+    def risk_recorded_ids(self, after: int, gaps: Sequence[int]) -> list[int]:
+        """The outbox ids (one per event) above ``after`` or among ``gaps`` (ids a reader found missing below
+        ``after``: a transaction still open then, or rolled back): what was recorded since it last looked.
+        Led by the outbox's primary key, so the cost is what is new, not the ledger."""
+        ids: list[int] = []
+        for new in self._risk_recorded(after, gaps):
+            ids += self.session.scalars(select(Outbox.id).where(new)).all()
+        return ids
+
+    def risk_recorded_events(
+        self, after: int, gaps: Sequence[int], kinds: Sequence[str], photo_kinds: Sequence[str]
+    ) -> Iterator[tuple[int, Event]]:
+        """Among the events :meth:`risk_recorded_ids` names, those of ``kinds`` and those of ``photo_kinds``
+        whose body names evidence, each with its outbox id, streamed (a first reading is the whole ledger)."""
+        wanted = Event.kind.in_(list(kinds)) | (
+            Event.kind.in_(list(photo_kinds)) & Event.body.contains('"tt:evidence"')
+        )
+        for new in self._risk_recorded(after, gaps):
+            statement = select(Outbox.id, Event).join(Event, Event.id == Outbox.event_id).where(new, wanted)
+            for outbox_id, event in self.session.execute(statement.execution_options(yield_per=500)):
+                yield int(outbox_id), event
 
     # --- snapshot for recording (services/events.py) ----------------------------------------------------
     # Set-based: one statement per question for a whole batch. The statements are built once (the module's
@@ -561,6 +588,14 @@ class Repository:
     # queries, IN lists cut into RISK_CHUNK values (under SQLite's and PostgreSQL's parameter limits).
 
     RISK_CHUNK = 500
+    RISK_PLOT = (
+        select(
+            Plot.code, Farmer.code, Plot.area_rai, Authority.district_th, Authority.code, Plot.lat, Plot.lon
+        )
+        .join(Farmer, Farmer.id == Plot.farmer_id)
+        .join(Authority, Authority.id == Plot.authority_id)
+    )
+    """A plot as origin risk reads it: code, farmer's code, enrolled rai, district, authority, lat, lon."""
 
     def risk_plantings(self, codes: Sequence[str]) -> list[tuple[str, str, int, str, datetime]]:
         """The planted lots among ``codes``: (lot, crop as recorded, farmer id, district, planted at)."""
@@ -578,45 +613,17 @@ class Repository:
             out += [(str(c), str(crop), int(f), str(d), t) for c, crop, f, d, t in rows]
         return out
 
-    def risk_peer_lots(
-        self, crops: Sequence[str], since: datetime, until: datetime, district: str, farmer_id: int
-    ) -> set[str]:
-        """Lots of ``crops`` planted in ``[since, until)`` in ``district`` or on the farmer's plots: the
-        yield group, the plots and the farmer-season a harvest lot is judged with. Three steps (plots, their
-        lots, those lots' plantings), each led by a key or a small table, so that no plan starts from every
-        event of the crop."""
-        plots = self.session.scalars(
-            select(Plot.id)
-            .join(Authority, Authority.id == Plot.authority_id)
-            .where((Authority.district_th == district) | (Plot.farmer_id == farmer_id))
-        ).all()
-        lots: list[str] = []
-        for start in range(0, len(plots), self.RISK_CHUNK):
-            lots += self.session.scalars(
-                select(Lot.code).where(
-                    Lot.plot_id.in_(plots[start : start + self.RISK_CHUNK]), Lot.crop.in_(list(crops))
-                )
+    def risk_peer_plots(self, district: str, farmer_id: int) -> list[str]:
+        """The plots of ``district`` and of the farmer: where the lots a harvest lot is judged with (its
+        yield group, its plot's other lots, its farmer's season) were planted."""
+        return [
+            str(code)
+            for code in self.session.scalars(
+                select(Plot.code)
+                .join(Authority, Authority.id == Plot.authority_id)
+                .where((Authority.district_th == district) | (Plot.farmer_id == farmer_id))
             ).all()
-        found: set[str] = set()
-        for start in range(0, len(lots), self.RISK_CHUNK):
-            found.update(
-                self.session.scalars(
-                    select(EventLot.lot_code)
-                    .join(Event, Event.id == EventLot.event_id)
-                    .where(
-                        EventLot.lot_code.in_(lots[start : start + self.RISK_CHUNK]),
-                        EventLot.role == LotRole.OUT,
-                        Event.kind == "planting",
-                        Event.event_time >= since,
-                        Event.event_time < until,
-                    )
-                ).all()
-            )
-        return found
-
-    def risk_lot_crops(self) -> list[str]:
-        """Every crop code lots were planted as (a handful: aliases of one crop are told apart later)."""
-        return [str(c) for c in self.session.scalars(select(Lot.crop).distinct()).all()]
+        ]
 
     def risk_events(self, codes: Sequence[str], kinds: Sequence[str]) -> list[Event]:
         """The events of ``kinds`` touching any of ``codes``, in (event_time, id) order as
@@ -633,38 +640,18 @@ class Repository:
                 found[row.id] = row
         return sorted(found.values(), key=lambda e: (e.event_time, e.id))
 
-    def risk_scope_fingerprint(self, codes: Sequence[str]) -> tuple[int, datetime | None]:
-        """(events, latest recorded) over the events touching ``codes``: changes when the scope does."""
-        count, latest = 0, None
-        unique = sorted(set(codes))
-        for start in range(0, len(unique), self.RISK_CHUNK):
-            ids = select(EventLot.event_id).where(
-                EventLot.lot_code.in_(unique[start : start + self.RISK_CHUNK])
-            )
-            n, last = self.session.execute(
-                select(func.count(Event.id), func.max(Event.recorded_at)).where(Event.id.in_(ids))
-            ).one()
-            count += int(n)
-            latest = last if latest is None or (last is not None and last > latest) else latest
-        return count, latest
-
-    def risk_plots(
-        self, codes: Sequence[str], farmer_ids: Sequence[int]
-    ) -> list[tuple[Plot, str, Authority]]:
-        """The plots named by code, and every plot of the farmers named (their enrolled land), each with its
-        farmer's code and its authority."""
-        out: dict[str, tuple[Plot, str, Authority]] = {}
+    def risk_plots(self, codes: Sequence[str], farmer_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The plots named by code, and every plot of the farmers named (their enrolled land), as
+        :attr:`RISK_PLOT` reads them (columns, not ORM objects: a scope may name thousands)."""
+        out: dict[str, tuple[Any, ...]] = {}
         unique_codes, unique_ids = sorted(set(codes)), sorted(set(farmer_ids))
         for start in range(0, max(len(unique_codes), len(unique_ids)), self.RISK_CHUNK):
             some_codes = unique_codes[start : start + self.RISK_CHUNK]
             some_ids = unique_ids[start : start + self.RISK_CHUNK]
             rows = self.session.execute(
-                select(Plot, Farmer.code, Authority)
-                .join(Farmer, Farmer.id == Plot.farmer_id)
-                .join(Authority, Authority.id == Plot.authority_id)
-                .where(Plot.code.in_(some_codes) | Plot.farmer_id.in_(some_ids))
+                self.RISK_PLOT.where(Plot.code.in_(some_codes) | Plot.farmer_id.in_(some_ids))
             ).all()
-            out.update((p.code, (p, str(code), a)) for p, code, a in rows)
+            out.update((str(row[0]), tuple(row)) for row in rows)
         return [out[code] for code in sorted(out)]
 
     def risk_places(self, codes: Sequence[str]) -> list[tuple[str, Any, Any]]:
@@ -688,35 +675,6 @@ class Repository:
         plots = self.session.execute(select(func.max(Plot.id), func.sum(Plot.area_rai))).one()
         places = self.session.scalar(select(func.max(Location.id)))
         return (outbox, *plots, places)
-
-    def _risk_yield_rows(self, crops: Sequence[str]) -> Any:
-        """Plantings and harvests of the lots of ``crops``, with each lot's district."""
-        return (
-            select(Event)
-            .join(EventLot, EventLot.event_id == Event.id)
-            .join(Lot, Lot.code == EventLot.lot_code)
-            .join(Plot, Plot.id == Lot.plot_id)
-            .join(Authority, Authority.id == Plot.authority_id)
-            .where(Lot.crop.in_(list(crops)), Event.kind.in_(("planting", "harvest")))
-        )
-
-    def risk_yield_fingerprints(self, crops: Sequence[str]) -> dict[str, tuple[int, datetime | None]]:
-        """district → (plantings and harvests, latest recorded) of the lots of ``crops``: one grouped query
-        that tells which districts' yields changed."""
-        rows = self.session.execute(
-            self._risk_yield_rows(crops)
-            .with_only_columns(Authority.district_th, func.count(Event.id), func.max(Event.recorded_at))
-            .group_by(Authority.district_th)
-        ).all()
-        return {str(d): (int(n), last) for d, n, last in rows}
-
-    def risk_yield_events(self, crops: Sequence[str], district: str) -> list[Event]:
-        """The plantings and harvests of the lots of ``crops`` in ``district`` (each touches its one lot),
-        in (event_time, id) order."""
-        rows = self.session.scalars(
-            self._risk_yield_rows(crops).where(Authority.district_th == district)
-        ).all()
-        return sorted(rows, key=lambda e: (e.event_time, e.id))
 
     def risk_packing_parents(self, codes: Sequence[str]) -> dict[str, set[str]]:
         """lot → the lots it was packed from, for the packed lots among ``codes`` (one generation)."""
