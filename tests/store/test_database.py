@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import text
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from traceability.config import Settings
 from traceability.services.runtime import Runtime
@@ -57,3 +60,38 @@ def test_postgres_pool_is_sized_from_settings() -> None:
             assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
         runtime.engine.dispose()
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(pid: int) -> None:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits until it is gone
+
+
+def test_a_postgres_connection_that_died_while_idle_is_replaced_before_use() -> None:
+    """A database restart while the pool sits idle: the first request afterwards gets a live connection."""
+    engine = make_engine(POSTGRES_URL, pool_size=1, max_overflow=0, idle_ping_s=0.0)
+    try:
+        dead = _backend_pid(engine)
+        _terminate(dead)
+        assert _backend_pid(engine) != dead
+    finally:
+        engine.dispose()
+
+
+def test_a_busy_postgres_connection_is_not_pinged_and_a_dead_one_fails_once() -> None:
+    """Within the idle window the pool hands the connection straight out (no ping round trip per request):
+    if it died meanwhile, that one use fails, the pool is invalidated, and the next use connects afresh."""
+    engine = make_engine(POSTGRES_URL, pool_size=1, max_overflow=0, idle_ping_s=3600.0)
+    try:
+        dead = _backend_pid(engine)
+        _terminate(dead)
+        with pytest.raises(OperationalError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) != dead
+    finally:
+        engine.dispose()

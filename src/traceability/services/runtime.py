@@ -4,8 +4,9 @@ the TraceRegistry client. The CLI, the web app's lifespan and the worker all sta
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -195,6 +196,22 @@ class Runtime:
         """One unit of work: commit at the end, roll back on error. The web request's session and the CLI's
         commands use this; services only add and flush."""
         with store_transaction(self.sessions) as session:
+            yield session
+
+    @cached_property
+    def _writer(self) -> threading.Lock | None:
+        return threading.Lock() if self.engine.dialect.name == "sqlite" else None
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Session]:
+        """:meth:`transaction` for a unit of work that writes, taken one at a time in this process on SQLite.
+
+        SQLite lets one writer in at a time: concurrent writers of one process would each poll for its lock
+        (the busy handler sleeps 1, 2, 5… ms between tries) while passing the interpreter lock back and forth,
+        which costs CPU and orders them by luck. Python code does not run in parallel anyway, so queueing
+        them here loses nothing. Other processes (``--workers N``, the anchoring worker) still wait on
+        SQLite's own lock. PostgreSQL locks rows, not the database: its writers go straight through."""
+        with self._writer or nullcontext(), self.transaction() as session:
             yield session
 
     def migrate(self) -> None:
