@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -47,10 +48,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # connection is enough: more only wait for a connection, or make the pool open and close overflow
         # connections, while contending for the one interpreter lock on a 2-core machine.
         to_thread.current_default_thread_limiter().total_tokens = rt.settings.db_pool_size
+        if runtime is None:
+            # What start-up built (modules, templates, catalogs, the engine: ~300,000 objects) lives as long
+            # as the process: out of the collector's sight, a full collection no longer walks it every few
+            # seconds under load (13–21 % of a recording server's CPU, measured with py-spy).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
             if runtime is None:
+                gc.unfreeze()  # a test's app: what it built may be collected again once it is closed
                 rt.close()
 
     app = FastAPI(
@@ -58,6 +66,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         description="GS1 EPCIS 2.0 events with CBV 2.0 hashes, anchored on an EVM chain in Merkle batches.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry reads the environment on every request (about 7 % of a cached
+        # page's CPU) and exports nowhere here: /metrics (prometheus-client) is this service's telemetry.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     metrics = CollectorRegistry()
     pending_gauge = Gauge("trace_outbox_pending", "Events waiting to be anchored", registry=metrics)
