@@ -77,6 +77,10 @@ def test_anchored_events_per_s_with_latency_beside_the_one_event_a_transaction_b
     assert baseline["batch_max"] == 1 and anchored["block_time_s"] == 1.0
     ratio = report["anchored_events_per_s"] / baseline["anchored_events_per_s"]
     assert report["anchored_vs_baseline"] == round(ratio, 1)
+    # The worker alone, draining whole batches recorded before it started.
+    drain = report["drain"]
+    assert drain["events"] == drain["batches"] * Settings.model_fields["batch_max"].default
+    assert report["anchor_drain_events_per_s"] == round(drain["events"] / drain["seconds"], 1) > 0
 
 
 def test_rss_is_sampled_as_events_arrive_and_reported_after_anchoring_and_requests(tmp_path, capsys):

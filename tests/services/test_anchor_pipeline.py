@@ -13,6 +13,7 @@ import time
 import pytest
 from eth_account import Account
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from factories import ID_BASE, lifecycle, seed_parties
 from traceability.chain.devnode import AnvilNode
@@ -203,4 +204,62 @@ def test_the_worker_loop_anchors_full_batches_without_waiting_for_the_interval(d
 
     assert anchored_count() == 6
     assert [(b.event_count, b.status) for b in batches(db)] == [(2, "anchored")] * 3
+    assert_every_event_anchored_once_and_proven(db, registry)
+
+
+@pytest.mark.parametrize("next_run", ["the same worker", "a worker started after it stopped"])
+def test_a_batch_claimed_ahead_is_sent_once_by_the_next_pass_or_the_recovery(db, registry, next_run):
+    """After a full batch the next one is claimed (written ahead) while the first is sent. The same worker
+    sends it in its next pass; one that stops holding it leaves a ``sending`` row that the next run's
+    recovery sends. Either way every event is anchored once, one transaction per batch."""
+    seed_parties(db.sessions, registry)
+    record(db, lifecycle())  # six events: three full batches of two
+    w3 = registry.w3
+    nonce_before = w3.eth.get_transaction_count(registry.account.address)
+    anchorer = Anchorer(db.sessions, registry, batch_max=2, confirmations=0, max_in_flight=1)
+
+    assert anchorer.step(wait=False) == 2  # the window holds one batch: the second is only claimed ahead
+
+    if next_run == "the same worker":
+        stats = anchorer.run_once(poll_s=0.05)
+        assert stats.batches == 3
+    else:
+        anchorer.close()  # lets the claim ahead finish, as a stopping worker does
+        held = batches(db)
+        assert [(b.status, b.attempts, b.tx_hash is None) for b in held] == [
+            ("anchored", 1, False),
+            ("sending", 0, True),
+        ]
+        stats = Anchorer(db.sessions, registry, batch_max=2, confirmations=0).run_once(poll_s=0.05)
+        assert stats.batches == 2  # the recovered batch, then the third
+    done = batches(db)
+    assert [(b.status, b.event_count, b.attempts) for b in done] == [("anchored", 2, 1)] * 3
+    assert w3.eth.get_transaction_count(registry.account.address) == nonce_before + 3
+    assert_every_event_anchored_once_and_proven(db, registry)
+
+
+def test_a_failed_claim_ahead_leaves_nothing_claimed_and_the_next_pass_goes_on(db, registry, monkeypatch):
+    """A claim ahead that fails (the database refusing it) is rolled back whole; the pass that meets the
+    failure forgets what it held, and the next pass anchors everything once."""
+    seed_parties(db.sessions, registry)
+    record(db, lifecycle())
+    anchorer = Anchorer(db.sessions, registry, batch_max=2, confirmations=0, max_in_flight=1)
+    real_claim = anchorer._claim
+    calls = []
+
+    def claim_failing_second(minimum: int):
+        calls.append(minimum)
+        if len(calls) == 2:
+            raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+        return real_claim(minimum)
+
+    monkeypatch.setattr(anchorer, "_claim", claim_failing_second)
+    assert anchorer.step(wait=False) == 2
+    with pytest.raises(OperationalError):
+        anchorer.step(wait=False)  # meets the failed claim ahead
+    with transaction(db.sessions) as s:
+        assert sorted(s.scalars(select(models.Outbox.status)).all()) == ["anchored"] * 2 + ["pending"] * 4
+
+    stats = anchorer.run_once(poll_s=0.05)
+    assert stats.batches == 3
     assert_every_event_anchored_once_and_proven(db, registry)

@@ -10,9 +10,13 @@ is gone. Re-anchoring a root is a no-op on chain, so a duplicate send can never 
 Pipelining: a pass claims and sends batches while fewer than ``max_in_flight`` await receipts, each written
 ahead (row and root committed) before its transaction goes out with the sender's next nonce; receipts are
 then read oldest first, all in one JSON-RPC batch (the worker loop waits for the oldest only when the window
-is full, so the next batch is built while earlier ones wait for their block). Batches in flight are known
-only to this process: after any failure it forgets them and they are ``sending`` rows like any a crash
-leaves, found by the recovery above (looked up on chain first, sent again only if absent).
+is full). After a full batch, the next one is claimed on a second thread while this one is sent and while
+receipts are awaited and batches finalized: the claim (one SELECT, one UPDATE, one INSERT of every proof,
+a commit) is most of a batch's cost, and the database works on it while this thread talks to the chain.
+That claim commits its batch ahead like any other; it is sent by the next pass, oldest first. Batches in
+flight, and one claimed ahead, are known only to this process: after any failure it forgets them and they
+are ``sending`` rows like any a crash leaves, found by the recovery above (looked up on chain first, sent
+again only if absent).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -80,6 +85,12 @@ class Anchorer:
         self.max_in_flight = max(1, max_in_flight)
         self.stats = AnchorStats()
         self._in_flight: list[_Flight] = []  # sent by this process, oldest first
+        self._unrecorded: list[tuple[int, str, datetime]] = []  # (batch, tx hash, when) sent this pass
+        # The next full batch, claimed on the claimer's thread while this one talks to the chain.
+        self._claimer: ThreadPoolExecutor | None = None  # started at the first claim ahead
+        self._ahead: Future[_Flight | None] | None = None
+        #: Whether the last pass left events for a full batch (or had no room to look): loop again at once.
+        self.backlog = False
 
     @property
     def _skip_locked(self) -> bool:
@@ -103,7 +114,12 @@ class Anchorer:
             event_of = {from_hex(h): event_id for _, event_id, h in rows}
             tree = MerkleTree(list(event_of))
             batch_id = repo.add_batch(to_hex(tree.root), len(rows))
-            proofs = [(event_of[h], [to_hex(p) for p in proof]) for h, proof in tree.proofs()]
+            # A node is a sibling in the proofs of every leaf under its neighbour: spelled once, shared.
+            spelled: dict[bytes, str] = {}
+            proofs = [
+                (event_of[h], [spelled.get(p) or spelled.setdefault(p, to_hex(p)) for p in proof])
+                for h, proof in tree.proofs()
+            ]
             if repo.batch_claimed(batch_id, [outbox_id for outbox_id, _, _ in rows], proofs) != len(rows):
                 # Rolled back whole: another claimer took some of these rows since they were read.
                 raise Conflict("pending events were claimed elsewhere meanwhile; claim again")
@@ -126,13 +142,25 @@ class Anchorer:
         self._await_receipt(batch_id)
 
     def _send_new(self, flight: _Flight) -> None:
-        """Send a batch this pass has just written ahead, then record its transaction. No lookup first: its
-        row was committed a moment ago by this process, so nothing can have sent its root yet."""
+        """Send a batch this pass has just written ahead; :meth:`_record_sent` records its transaction. No
+        lookup first: its row was committed a moment ago by this process, so nothing can have sent its root
+        yet."""
         tx_hash = self.registry.send_anchor(flight.root, flight.count)
-        with transaction(self.sessions) as session:
-            Repository(session).batch_sent(flight.batch_id, tx_hash, datetime.now(UTC))
         log.info("batch %s: sent %s (%d events)", flight.batch_id, tx_hash, flight.count)
         self._in_flight.append(_Flight(flight.batch_id, flight.root, flight.count, tx_hash))
+        self._unrecorded.append((flight.batch_id, tx_hash, datetime.now(UTC)))
+
+    def _record_sent(self) -> None:
+        """Record the transactions of the batches this pass sent, all in one transaction. The hash is only
+        a hint for the recovery, which looks each root up on chain before it sends again: a crash before
+        this commit costs at most a re-send that is a no-op on chain, as a crash just after a send always
+        could."""
+        if self._unrecorded:
+            sent, self._unrecorded = self._unrecorded, []
+            with transaction(self.sessions) as session:
+                repo = Repository(session)
+                for batch_id, tx_hash, sent_at in sent:
+                    repo.batch_sent(batch_id, tx_hash, sent_at)
 
     def _await_receipt(self, batch_id: int) -> None:
         # Read, wait with no transaction open (a receipt can take minutes), then write in a fresh one.
@@ -249,7 +277,8 @@ class Anchorer:
     # --- the loop's body ----------------------------------------------------------------------------
     def recover(self) -> None:
         """Resume batches an earlier run left behind (crash, outage) before making new ones."""
-        ours = {f.batch_id for f in self._in_flight}
+        ahead = self._claimed_ahead()
+        ours = {f.batch_id for f in self._in_flight} | ({ahead.batch_id} if ahead is not None else set())
         with transaction(self.sessions) as session:
             stale = [b.id for b in Repository(session).batches_in([BatchStatus.SENDING]) if b.id not in ours]
         for batch_id in stale:
@@ -263,17 +292,26 @@ class Anchorer:
         """One pass: recover; claim and send batches until ``max_in_flight`` are in flight (after the
         first, full ones only; with ``partial`` False the first must be full too); take the receipts
         already there, waiting for the oldest one's with ``wait`` or when no more may be in flight;
-        finalize. Without ``claim``, nothing new is claimed. Returns events newly claimed."""
+        finalize. After each full batch the next is claimed ahead on the claimer's thread (see the module
+        docstring), and it is the first this or the next pass sends. Without ``claim``, nothing new is
+        claimed. Returns events newly claimed; :attr:`backlog` says whether a full batch may still wait."""
         self.registry.head()  # fails fast with ChainUnavailable: nothing is claimed while the chain is down
         claimed = 0
+        self.backlog = claim
         try:
             self.recover()
-            while claim and len(self._in_flight) < self.max_in_flight:
-                flight = self._claim(1 if partial and claimed == 0 else self.batch_max)
-                if flight is None:
-                    break
-                claimed += flight.count
-                self._send_new(flight)
+            try:
+                while claim and len(self._in_flight) < self.max_in_flight:
+                    flight = self._take_claim(1 if partial and claimed == 0 else self.batch_max)
+                    if flight is None:
+                        self.backlog = False
+                        break
+                    claimed += flight.count
+                    if flight.count >= self.batch_max:
+                        self._claim_ahead()
+                    self._send_new(flight)
+            finally:
+                self._record_sent()
             self.collect(wait=(wait and claim) or len(self._in_flight) >= self.max_in_flight)
             self.finalize()
         except BaseException:
@@ -281,12 +319,48 @@ class Anchorer:
             raise
         return claimed
 
+    def _claim_ahead(self) -> None:
+        if self._claimer is None:
+            self._claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchor-claim")
+        self._ahead = self._claimer.submit(self._claim, self.batch_max)
+
+    def _claimed_ahead(self) -> _Flight | None:
+        """The batch claimed ahead, once its claim has finished (it may raise); None if there is none."""
+        if self._ahead is None:
+            return None
+        ahead = self._ahead.result()
+        if ahead is None:
+            self._ahead = None
+        return ahead
+
+    def _take_claim(self, minimum: int) -> _Flight | None:
+        """The batch claimed ahead if there is one, else a batch of at least ``minimum`` claimed now."""
+        ahead = self._claimed_ahead()
+        self._ahead = None
+        return ahead if ahead is not None else self._claim(minimum)
+
     def _abandon(self) -> None:
-        """After a failure, trust nothing remembered: batches in flight become plain ``sending`` rows for
-        :meth:`recover` (looked up on chain before any resend), and the nonce is counted again by the node."""
+        """After a failure, trust nothing remembered: batches in flight, and one claimed ahead once its
+        claim has finished, become plain ``sending`` rows for :meth:`recover` (looked up on chain before any
+        resend), and the nonce is counted again by the node."""
         self._in_flight = []
+        self._unrecorded = []
+        self._forget_ahead()
         if self.registry.sender is not None:
             self.registry.sender.resync_nonce()
+
+    def _forget_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.exception()  # wait: its batch is committed, or not at all, before it is forgotten
+            self._ahead = None
+
+    def close(self) -> None:
+        """Let a claim under way finish (committed, or rolled back) and stop the claimer's thread (a later
+        pass starts another). A batch claimed ahead and not sent stays ``sending``: recovery sends it."""
+        self._forget_ahead()
+        if self._claimer is not None:
+            self._claimer.shutdown(wait=True)
+            self._claimer = None
 
     def unfinished(self) -> int:
         with transaction(self.sessions) as session:
@@ -407,30 +481,32 @@ def stall_message(head: int, stalled_s: float) -> str:
 
 def run_forever(anchorer: Anchorer, *, interval_s: float, stop: Callable[[], bool]) -> None:
     """The worker loop: full batches as soon as batch_max events wait, and again at once while they keep
-    waiting (sustained throughput needs no pause between passes); a partial batch every interval_s."""
+    waiting (sustained throughput needs no pause between passes); a partial batch every interval_s.
+
+    Each pass tries to claim: a full batch at any time, a partial one once interval_s has passed since the
+    last claim. The claim itself says whether enough events wait (no count of the pending events first:
+    on a large backlog that count costs as much as a claim)."""
     last_claim = 0.0
-    while not stop():
-        busy = False
-        try:
-            with transaction(anchorer.sessions) as session:
-                pending = Repository(session).pending_count()
-            interval_due = time.monotonic() - last_claim >= interval_s
-            if pending >= anchorer.batch_max or (pending and interval_due):
+    try:
+        while not stop():
+            busy = False
+            try:
+                interval_due = time.monotonic() - last_claim >= interval_s
                 # No wait for a receipt while the window has room: the next batch is built meanwhile.
-                anchorer.step(partial=interval_due, wait=False)
-                last_claim = time.monotonic()
-                busy = pending >= anchorer.batch_max
-            else:
-                anchorer.step(claim=False)
-        except ChainUnavailable as exc:
-            log.warning("chain unavailable, events stay pending: %s", exc)
-        except ChainError as exc:
-            log.error("anchoring error: %s", exc)
-        except Exception:  # a database hiccup must not end the worker; the next pass re-reads all state
-            log.exception("anchoring pass failed; retrying")
-        if busy:
-            continue
-        for _ in range(10):
-            if stop():
-                return
-            time.sleep(min(0.5, max(interval_s, 0.1)) / 10)
+                if anchorer.step(partial=interval_due, wait=False):
+                    last_claim = time.monotonic()
+                busy = anchorer.backlog
+            except ChainUnavailable as exc:
+                log.warning("chain unavailable, events stay pending: %s", exc)
+            except ChainError as exc:
+                log.error("anchoring error: %s", exc)
+            except Exception:  # a database hiccup must not end the worker; the next pass re-reads all state
+                log.exception("anchoring pass failed; retrying")
+            if busy:
+                continue
+            for _ in range(10):
+                if stop():
+                    return
+                time.sleep(min(0.5, max(interval_s, 0.1)) / 10)
+    finally:
+        anchorer.close()

@@ -2,13 +2,18 @@
 
 Everything is measured in one run on one machine, so the ratios are what to compare: the per-event gas of
 batch size 1 against 1024, and events anchored per second at the default settings against the baseline
-(``TRACE_BATCH_MAX=1``: one transaction storing one hash per event), side by side. The HTTP load and the
-processes are :mod:`traceability.services.bench_load`'s; memory is :mod:`traceability.services.bench_rss`'s.
+(``TRACE_BATCH_MAX=1``: one transaction storing one hash per event), side by side. Beside the end-to-end
+figure, ``anchor_drain_events_per_s`` times ``trace worker`` alone draining a backlog recorded before it
+started: while recording and anchoring share the two cores, the end-to-end figure cannot exceed the
+recording rate, and this one says how much the worker could take. The HTTP load and the processes are
+:mod:`traceability.services.bench_load`'s; memory is :mod:`traceability.services.bench_rss`'s.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -17,21 +22,31 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from traceability.chain.devnode import AnvilNode
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_DEV_KEY, Settings
 from traceability.domain.merkle import MerkleTree
+from traceability.errors import ConfigurationError
 from traceability.services.bench_load import (
+    BATCH_SIZE,
     DEFAULT_BLOCK_TIME_S,
     DEFAULT_POSTGRES_URL,
+    ID_BASE,
+    WARM_UP_TIMEOUT_S,
+    Deployment,
     anchored_events_per_s,
+    drive,
     recorded_events_per_s,
+    wait_anchored,
 )
 from traceability.services.bench_rss import rss_under_load
 from traceability.services.parties import enrol_authority, enrol_farmer
 from traceability.services.runtime import make_web3
+from traceability.store import models
+from traceability.store.database import make_sessionmaker, transaction
 from traceability.store.models import Farmer
 
 
@@ -68,6 +83,56 @@ def gas_per_event(sizes: list[int]) -> dict[str, Any]:
     return {"gas_per_event": {str(r["batch_size"]): r["gas_per_event"] for r in rows}, "gas": rows}
 
 
+def anchor_drain_events_per_s(
+    workdir: Path, *, clients: int, events: int, block_time_s: float = DEFAULT_BLOCK_TIME_S
+) -> dict[str, Any]:
+    """``trace worker`` alone at the default settings: ``events`` recorded through the batch API while no
+    worker runs, then a worker started and timed from its first batch's claim to its last batch's
+    anchoring (confirmations included; its own start-up not). A backlog of whole batches of the default
+    ``TRACE_BATCH_MAX`` leaves no partial batch to wait ``TRACE_BATCH_INTERVAL_S`` for."""
+    with Deployment(workdir, clients, block_time_s=block_time_s) as deployment:
+        load = drive(deployment, batch=BATCH_SIZE, events=events)
+        if load.errors:
+            raise ConfigurationError(f"the backlog's events were refused: {load.first_errors}")
+        worker = _start_worker(deployment)
+        try:
+            wait_anchored(deployment.db, load.events, WARM_UP_TIMEOUT_S)
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(timeout=30)
+        with transaction(make_sessionmaker(deployment.db)) as s:
+            first, last, batches = s.execute(
+                select(func.min(models.Batch.created_at), func.max(models.Batch.anchored_at), func.count())
+            ).one()
+    if first is None or last is None:
+        raise ConfigurationError("the worker anchored no batch of the backlog")
+    seconds = (last - first).total_seconds()
+    return {
+        "anchor_drain_events_per_s": round(load.events / seconds, 1),
+        "drain": {"events": load.events, "batches": batches, "seconds": round(seconds, 2)},
+    }
+
+
+def _start_worker(deployment: Deployment) -> subprocess.Popen[bytes]:
+    """``trace worker`` on the deployment's database and chain with every other setting at its default."""
+    assert deployment.registry is not None, "the deployment is not started"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACE_")}
+    env |= {
+        "TRACE_VAR_DIR": str(deployment.workdir),
+        "TRACE_DATABASE_URL": deployment.db_url,
+        "TRACE_RPC_URL": str(getattr(deployment.registry.w3.provider, "endpoint_uri", "")),
+        "TRACE_CONTRACT_ADDRESS": deployment.registry.address,
+        "TRACE_ID_BASE": ID_BASE,
+    }
+    trace = str(Path(sys.executable).with_name("trace"))
+    with (deployment.workdir / "drain-worker.log").open("wb") as log:  # the child keeps its own handle
+        return subprocess.Popen([trace, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def anchored_against_baseline(
     workdir: Path,
     *,
@@ -75,12 +140,22 @@ def anchored_against_baseline(
     duration_s: float,
     baseline_duration_s: float,
     block_time_s: float = DEFAULT_BLOCK_TIME_S,
+    drain_events: int | None = None,
 ) -> dict[str, Any]:
     """``anchored_events_per_s`` and ``anchor_latency_s`` at the default settings, and beside them the same
-    measured with ``TRACE_BATCH_MAX=1`` (the baseline: one transaction storing one hash per event)."""
+    measured with ``TRACE_BATCH_MAX=1`` (the baseline: one transaction storing one hash per event), and
+    ``anchor_drain_events_per_s``: the worker alone on a backlog of ``drain_events`` (by default as many
+    full batches as the window has seconds)."""
     defaults = Settings.model_fields
+    batch_max = int(defaults["batch_max"].default)
     batched = anchored_events_per_s(
         workdir / "batched", clients=clients, duration_s=duration_s, block_time_s=block_time_s
+    )
+    drained = anchor_drain_events_per_s(
+        workdir / "drain",
+        clients=clients,
+        events=drain_events if drain_events is not None else batch_max * max(1, round(duration_s)),
+        block_time_s=block_time_s,
     )
     baseline = anchored_events_per_s(
         workdir / "baseline",
@@ -105,6 +180,7 @@ def anchored_against_baseline(
         },
         "baseline": {**baseline, "batch_max": 1},
         "anchored_vs_baseline": round(rate / base_rate, 1) if base_rate else None,
+        **drained,
     }
 
 
@@ -225,6 +301,13 @@ def format_table(report: dict[str, Any]) -> list[str]:
             if ratio is not None
             else "  no event was anchored in the baseline's window: no ratio (give it a longer window)",
         ]
+    if "anchor_drain_events_per_s" in report:
+        d = report["drain"]
+        lines.append(
+            f"`trace worker` alone draining a backlog of {d['events']} events recorded before it started: "
+            f"{report['anchor_drain_events_per_s']:.1f} events/s ({d['batches']} batches in "
+            f"{d['seconds']:g}s, first claim to last anchored)"
+        )
     if "page_ms" in report:
         lines.append(
             f"{report['clients']} concurrent clients, a {report['lineage_events']}-event lineage "

@@ -29,11 +29,14 @@ def run_worker(rt: Runtime, *, once: bool, timeout_s: float = 600.0) -> AnchorSt
     anchorer = make_anchorer(rt)
     with leadership(rt.engine, rt.settings.var_dir, wait=not once):
         if once:
-            return anchorer.run_once(
-                timeout_s=timeout_s,
-                progress_s=rt.settings.worker_progress_s,
-                stall_s=rt.settings.stall_warning_s,
-            )
+            try:
+                return anchorer.run_once(
+                    timeout_s=timeout_s,
+                    progress_s=rt.settings.worker_progress_s,
+                    stall_s=rt.settings.stall_warning_s,
+                )
+            finally:
+                anchorer.close()
         stopping = False
 
         def _stop(*_: object) -> None:
