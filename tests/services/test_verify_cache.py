@@ -1,6 +1,9 @@
 """The importer API's verdict is reused for at most 10 s while the lineage's rows and the chain's head hold,
 on SQLite and PostgreSQL with a real Anvil: served again with its `Age`, and verified afresh after a new
-event, its anchoring, a certification, a revocation, a reorganisation on chain, or when its time is up."""
+event, its anchoring, a certification, a revocation, a reorganisation on chain, or when its time is up. The
+ledger is looked at once every ``RECHECK_S`` (a quarter second) and the head once every ``HEAD_TTL_S`` (a
+second): a change shows on the first call after that, never before it is looked at; the caches run on a
+clock the tests hold, so that is exact."""
 
 from __future__ import annotations
 
@@ -34,9 +37,11 @@ from traceability.services.demo import DemoResult, seed_demo
 from traceability.services.events import record_event
 from traceability.services.provenance import (
     HEAD_TTL_S,
+    RECHECK_S,
     REFRESH_AT,
     VERIFY_TTL_S,
     VerifyCache,
+    kept_verdict,
     verified_lot,
 )
 from traceability.services.runtime import Runtime, make_web3
@@ -130,6 +135,34 @@ def test_a_verdict_is_served_again_and_renewed_by_one_caller_before_its_ten_seco
     assert age == 0 and len(verify.verdicts) == 3
 
 
+def test_the_event_loop_serves_a_verdict_only_while_the_ledger_and_the_head_were_looked_at_just_now(ledger):
+    """``kept_verdict`` takes no session and no chain client: what it serves, it serves from memory, and only
+    within a quarter second of the last look at the ledger, a second of the last read of the head, and
+    before the entry is due for renewal; otherwise the route goes to ``verified_lot``, which looks."""
+    verify = Verifier(ledger)
+    first, _ = verify()
+    kept = kept_verdict(verify.cache, LOT)
+    assert kept is not None and codec.loads(kept[0]) == first and kept[1] == 0
+    verify.tick(RECHECK_S)
+    assert kept_verdict(verify.cache, LOT) is None  # the ledger is due a look: this caller is sent to take it
+    assert kept_verdict(verify.cache, LOT) is not None  # the others are served while it looks,
+    verify.tick(RECHECK_S)
+    assert kept_verdict(verify.cache, LOT) is None  # but never on a look half a second old
+    assert kept_verdict(verify.cache, LOT) is None
+    verify()  # looks, finds it unchanged
+    verify.tick(RECHECK_S / 2)
+    kept = kept_verdict(verify.cache, LOT)
+    assert kept is not None and kept[1] == pytest.approx(RECHECK_S * 2.5)
+    verify.tick(HEAD_TTL_S)
+    assert kept_verdict(verify.cache, LOT) is None  # the head is due a read
+    verify()
+    assert kept_verdict(verify.cache, LOT) is not None
+    verify.tick(REFRESH_AT * VERIFY_TTL_S)
+    verify()  # renews it: verified afresh
+    assert kept_verdict(verify.cache, LOT) is not None and len(verify.verdicts) == 2
+    assert kept_verdict(verify.cache, "NO-SUCH-LOT") is None
+
+
 def test_one_caller_renews_an_entry_while_the_others_serve_it_and_one_makes_a_missing_one(ledger):
     verify = Verifier(ledger)
     verify()
@@ -149,21 +182,24 @@ def test_one_caller_renews_an_entry_while_the_others_serve_it_and_one_makes_a_mi
         cache.made(("NO-SUCH-LOT",))
 
 
-def test_a_new_event_and_its_anchoring_are_verified_afresh_at_once(ledger):
+def test_a_new_event_and_its_anchoring_are_verified_afresh_within_a_quarter_second(ledger):
     verify = Verifier(ledger)
     before, _ = verify()
     events = len(before["evidence"]["events"])
     ship_to_bangkok(ledger.db)
+    assert verify() == (before, 0)  # the ledger was looked at less than a quarter second ago
+    verify.tick(RECHECK_S)
     recorded, age = verify()
     assert age == 0 and len(recorded["evidence"]["events"]) == events + 1
     assert "not_anchored" in {r["code"] for r in recorded["reasons"]}
     anchor(ledger.db, ledger.registry)
+    verify.tick(RECHECK_S)
     anchored, age = verify()
     assert age == 0 and "not_anchored" not in {r["code"] for r in anchored["reasons"]}
     assert anchored["status"] == before["status"] and len(verify.verdicts) == 3
 
 
-def test_a_certification_and_its_revocation_are_verified_afresh_at_once(ledger):
+def test_a_certification_and_its_revocation_are_verified_afresh_within_a_quarter_second(ledger):
     verify = Verifier(ledger)
     before, _ = verify()
     officer = ledger.demo.officers[0]
@@ -180,6 +216,7 @@ def test_a_certification_and_its_revocation_are_verified_afresh_at_once(ledger):
         expires=int(time.time()) + 400 * 24 * 3600,
     )
     anchor(ledger.db, ledger.registry)
+    verify.tick(RECHECK_S)
     shown, age = verify()
     certifications = shown["evidence"]["certifications"]
     assert age == 0 and len(certifications) == len(before["evidence"]["certifications"]) + 1
@@ -193,6 +230,7 @@ def test_a_certification_and_its_revocation_are_verified_afresh_at_once(ledger):
         place_id=officer["authority"],
         id_base=ID_BASE,
     )
+    verify.tick(RECHECK_S)
     revoked, age = verify()
     assert age == 0 and revoked != shown and len(verify.verdicts) == 3
     assert any(c["revoked"] for c in revoked["evidence"]["certifications"])
@@ -223,7 +261,8 @@ def test_an_anchor_reorganised_away_on_chain_is_seen_with_the_next_head(db, tmp_
 
 
 @pytest.fixture
-def api(ledger, anvil, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def api(ledger, anvil, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], list[float]]]:
+    """The app, an API key, and the verdict cache's clock."""
     with transaction(ledger.db.sessions) as s:
         key = create_api_key(s, "importer").key
     settings = Settings(
@@ -235,19 +274,27 @@ def api(ledger, anvil, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, s
         confirmations=0,
         importer_rate_per_min=100_000,
     )
-    with TestClient(create_app(runtime=Runtime(settings, _engine=ledger.db.engine))) as client:
-        yield client, {"Authorization": f"Bearer {key}"}
+    app = create_app(runtime=Runtime(settings, _engine=ledger.db.engine))
+    now = [1000.0]
+    app.state.verify_cache = VerifyCache(clock=lambda: now[0])
+    with TestClient(app) as client:
+        yield client, {"Authorization": f"Bearer {key}"}, now
 
 
-def test_the_api_says_how_old_a_verdict_it_serves_again_is(api, ledger):
-    client, auth = api
+def test_the_api_says_how_old_a_verdict_it_serves_again_is_and_shows_a_new_event_a_quarter_second_on(
+    api, ledger
+):
+    client, auth, now = api
     first = client.get(f"/api/v1/lots/{LOT}/verify", headers=auth)
     assert first.status_code == 200 and first.headers["age"] == "0"
-    time.sleep(1.1)
+    now[0] += 1.1
     again = client.get(f"/api/v1/lots/{LOT}/verify", headers=auth)
-    assert again.content == first.content and int(again.headers["age"]) >= 1
+    assert again.content == first.content and again.headers["age"] == "1"
     assert again.json()["checked_at"] == first.json()["checked_at"]  # when it was checked, as it was
     ship_to_bangkok(ledger.db)
+    stale = client.get(f"/api/v1/lots/{LOT}/verify", headers=auth)
+    assert stale.content == first.content  # the ledger and the head were looked at just now
+    now[0] += RECHECK_S
     fresh = client.get(f"/api/v1/lots/{LOT}/verify", headers=auth)
     assert fresh.headers["age"] == "0"
     assert len(fresh.json()["evidence"]["events"]) == len(first.json()["evidence"]["events"]) + 1

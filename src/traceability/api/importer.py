@@ -40,7 +40,7 @@ from traceability.domain.findings import Code, Verdict
 from traceability.errors import ChainError, InvalidInput, NotFound
 from traceability.services.exports import export_epcis
 from traceability.services.proof import build_bundle
-from traceability.services.provenance import VerifyCache, verified_lot
+from traceability.services.provenance import VerifyCache, kept_verdict, verified_lot
 from traceability.services.runtime import Runtime
 from traceability.services.verify import verify_bundle
 
@@ -146,7 +146,9 @@ def _verdict(verdict: Verdict, runtime: Runtime) -> Response:
     response_model=VerdictRead,
     responses={**_LOT, **_CHAIN},
 )
-def verify_lot_route(request: Request, lot_code: str, runtime: RuntimeDep, importer: ImporterDep) -> Response:
+async def verify_lot_route(
+    request: Request, lot_code: str, runtime: RuntimeDep, importer: ImporterDep
+) -> Response:
     """Whether the lot is genuine, checked now against the chain: `verified`, `warning` or `failed`.
 
     Every event of the lot's lineage (back to each planting) is re-hashed (GS1 CBV 2.0 Event Hash ID) and
@@ -158,9 +160,21 @@ def verify_lot_route(request: Request, lot_code: str, runtime: RuntimeDep, impor
     roots, transactions, blocks and times, links, kilograms, signers). `registry` is the TraceRegistry it
     was checked against (`GET /api/v1/registry`), and `checked_at` when. The same verdict may be served
     again for up to 10 seconds while neither the lot's lineage in the ledger nor the chain's head block has
-    changed: `checked_at` and the `Age` header (seconds) say how old it is. 503 when the chain does not
-    answer."""
+    changed (the ledger is looked at every quarter second and the head read every second, so a change is
+    seen within that, twice that at most): `checked_at` and the `Age` header (seconds) say how old it is.
+    503 when the chain does not answer."""
+    # A verdict the cache can serve without asking the ledger or the chain (services.provenance.kept_verdict)
+    # is sent from the event loop: a hop to the thread pool and back costs more than the rest of such a
+    # request.
     code = _lot_code(lot_code)
+    kept = kept_verdict(verify_cache(request), code)
+    if kept is not None:
+        return _verdict_answer(*kept)
+    return await run_in_threadpool(_verify_now, request, runtime, code)
+
+
+def _verify_now(request: Request, runtime: Runtime, code: str) -> Response:
+    """The verify route's answer after a look at the ledger and the chain: kept, or verified now."""
 
     def encode(verdict: Verdict) -> bytes | None:
         response = _verdict(verdict, runtime)
@@ -184,6 +198,10 @@ def verify_lot_route(request: Request, lot_code: str, runtime: RuntimeDep, impor
         return _unavailable(exc)
     if body is None:
         return _unavailable()
+    return _verdict_answer(body, age_s)
+
+
+def _verdict_answer(body: bytes, age_s: float) -> Response:
     return Response(body, media_type="application/json", headers={"Age": str(int(age_s))})
 
 

@@ -12,6 +12,10 @@ queue on the way). Issue 9's goals (page p99 ≤ 50 ms, verify p99 ≤ 100 ms) a
 figure, the stricter one and what a buyer or an importer sees. The load generator shares the machine with
 the server, so it is kept light (one event loop, pre-built requests, kept-alive connections) and its CPU
 counts against the server's on a 2-core machine, as it would for clients on the same host.
+
+Beside them, ``cpu_ms``: the CPU time (user + system) the server process and the load generator each spent
+per request. Latency under load depends on everything else the machine runs; CPU per request hardly does, so
+it is the figure to compare two versions by on a shared machine (Linux ``/proc``; 0 where there is none).
 """
 
 from __future__ import annotations
@@ -236,22 +240,41 @@ async def _clients(
     return server_ms, client_ms, errors, time.perf_counter() - t0
 
 
-def _load(url: str, headers: dict[str, str], clients: int, per_client: int) -> dict[str, Any]:
-    """Latency of ``GET url`` under ``clients`` concurrent clients. The load generator is kept light so that
-    on a 2-core machine it takes as little CPU from the server as it can: one event loop, one kept-alive
-    connection per client, the request's bytes built once, only the status line and headers parsed."""
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process ``pid`` has used: Linux ``/proc``, else 0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(
+    url: str, headers: dict[str, str], clients: int, per_client: int, server_pid: int
+) -> dict[str, Any]:
+    """Latency of ``GET url`` under ``clients`` concurrent clients, and the CPU each request cost the server
+    (process ``server_pid``) and the clients. The load generator is kept light so that on a 2-core machine it
+    takes as little CPU from the server as it can: one event loop, one kept-alive connection per client, the
+    request's bytes built once, only the status line and headers parsed."""
     target = urlsplit(url)
     host, port = target.hostname or "127.0.0.1", target.port or 80
     path = target.path + (f"?{target.query}" if target.query else "")
     lines = [f"GET {path} HTTP/1.1", f"Host: {target.netloc}", *(f"{k}: {v}" for k, v in headers.items())]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    server_cpu, client_cpu = _cpu_s(server_pid), time.process_time()
     server_ms, client_ms, errors, seconds = asyncio.run(_clients(host, port, request, clients, per_client))
+    server_cpu, client_cpu = _cpu_s(server_pid) - server_cpu, time.process_time() - client_cpu
+    done = max(1, len(client_ms))
     return {
         **_percentiles(server_ms),
         "client": _percentiles(client_ms),
         "requests": len(client_ms),
         "errors": len(errors),
         "requests_per_s": round(len(client_ms) / seconds, 1),
+        "cpu_ms": {
+            "server": round(server_cpu * 1000 / done, 3),
+            "client": round(client_cpu * 1000 / done, 3),
+        },
     }
 
 
@@ -272,8 +295,8 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], deadline_s: float =
 def page_and_verify_latency(
     *, clients: int = 32, per_client: int = 20, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """``page_ms`` and ``verify_ms`` (p50/p99 server-side, ms, and the client's under ``client``) and the
-    page's bytes, measured in one run."""
+    """``page_ms`` and ``verify_ms`` (p50/p99 server-side, ms, the client's under ``client``, and the CPU per
+    request under ``cpu_ms``) and the page's bytes, measured in one run."""
     say = progress or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="trace-bench-web-") as tmp, AnvilNode() as node:
         registry = TraceRegistry.deploy(make_web3(node.rpc_url), Account.from_key(ANVIL_DEV_KEY))
@@ -313,10 +336,10 @@ def page_and_verify_latency(
                 len(requests.get(f"{base}{href}", timeout=30).content) for href in _stylesheets(page.text)
             )
             say(f"{clients} clients x {per_client} requests: GET /p/{LINEAGE_LOT}")
-            page_ms = _load(page_url, {}, clients, per_client)
+            page_ms = _load(page_url, {}, clients, per_client, server.pid)
             verdict = requests.get(verify_url, headers=auth, timeout=60).json()
             say(f"{clients} clients x {per_client} requests: GET /api/v1/lots/{LINEAGE_LOT}/verify")
-            verify_ms = _load(verify_url, auth, clients, per_client)
+            verify_ms = _load(verify_url, auth, clients, per_client, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -17,11 +17,14 @@ change on chain alone (say a certification revoked on chain whose revocation eve
 that is why an entry lives 30 seconds at most.
 
 :func:`rendered_page` keeps each finished page (per lot, language and address, in a :class:`LineageCache` of
-the app) and :func:`verified_lot` each encoded verdict of the importer API, so that a scan of a lot already
-shown costs one query: :func:`lineage_fingerprint` reads the fingerprint above for the lineage the entry
-was made from, and the entry is served only while it is unchanged — a page for no longer than its verdict
-may be shown or a certification on it stays valid, an API verdict for at most :data:`VERIFY_TTL_S` seconds
-and while the chain's head block is the same.
+the app) and :func:`verified_lot` each encoded verdict of the importer API: :func:`lineage_fingerprint` reads
+the fingerprint above for the lineage the entry was made from, in one query, and the entry is served only
+while it is unchanged — a page for no longer than its verdict may be shown or a certification on it stays
+valid, an API verdict for at most :data:`VERIFY_TTL_S` seconds and while the chain's head block is the same.
+That query is asked once every :data:`RECHECK_S` seconds per entry, so either answer may lag the ledger by a
+quarter second (half a second at most: while one request looks, the others are still served); a scan in
+between costs no query, and the routes serve it from the event loop with :func:`kept_page` and
+:func:`kept_verdict`, without a thread.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -76,6 +79,13 @@ VERIFY_TTL_S: Final = 10.0
 """How long the importer API reuses an encoded verdict while the lineage's rows and the chain head hold."""
 HEAD_TTL_S: Final = 1.0
 """How long a read of the chain's head block is reused by the verdict cache."""
+RECHECK_S: Final = 0.25
+"""How long a kept page or verdict is served on its last look at the ledger (:func:`lineage_fingerprint`)
+before the ledger is asked again. One request then takes the next look while the others go on being served
+the entry, for at most another :data:`RECHECK_S`: so either answer lags a change in the ledger by a quarter
+second, half a second at the very most. A lot scanned over and over costs a query every quarter second, not
+one per scan, and a scan the cache answers touches neither the database nor a thread
+(:meth:`LineageCache.recent`)."""
 REFRESH_AT: Final = 0.75
 """The share of a cached answer's life after which one caller renews it while the others go on serving it."""
 LEAD_WAIT_S: Final = 30.0
@@ -581,7 +591,8 @@ def registry_identity(registry: TraceRegistry) -> tuple[str, int | None]:
 @dataclass(frozen=True)
 class Kept(Generic[T]):
     """A cached answer: what it was made from (the lineage, its fingerprint, the chain head if it was read),
-    the answer itself, and when it was made and stops being served (this cache's clock)."""
+    the answer itself, when it was made and stops being served, and when the ledger was last seen to still
+    say what it did (this cache's clock)."""
 
     lineage: tuple[str, ...]
     fingerprint: str
@@ -589,33 +600,83 @@ class Kept(Generic[T]):
     value: T
     made: float
     until: float
+    checked: float
 
 
 class LineageCache(Generic[T]):
     """Finished answers (a rendered page, an encoded verdict) per key, each served while its lineage's
-    fingerprint (one query, :func:`lineage_fingerprint`) and, where it was read, the chain head are unchanged,
-    and never past its own expiry. Thread-safe, bounded (least recently used go first); one per app, so the
-    key need not name the database or the registry."""
+    fingerprint (one query, :func:`lineage_fingerprint`, asked at most every :data:`RECHECK_S` seconds) and,
+    where it was read, the chain head are unchanged, and never past its own expiry. Thread-safe, bounded
+    (least recently used go first); one per app, so the key need not name the database or the registry."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_CACHED_LOTS):
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = MAX_CACHED_LOTS,
+        recheck_s: float = RECHECK_S,
+    ):
         self.clock = clock
+        self.recheck_s = recheck_s
         self._max = max_entries
         self._entries: OrderedDict[tuple[str, ...], Kept[T]] = OrderedDict()
         self._lock = threading.Lock()
         self._head: tuple[float, int] | None = None
         self._head_asked = False
         self._leaders: dict[tuple[str, ...], threading.Event] = {}
+        self._looking: dict[tuple[str, ...], float] = {}  # key → when one caller was sent to look
+        self._head_wanted: float | None = None  # when one caller was sent to read the head
 
-    def fresh(self, session: DbSession, key: tuple[str, ...], head: int | None = None) -> Kept[T] | None:
-        """The entry for ``key`` if it has not expired and the ledger (and ``head``) still say what it did."""
+    def recent(self, key: tuple[str, ...], head: int | None = None) -> Kept[T] | None:
+        """The entry for ``key`` if it can be served without asking anything: ``head`` is the one it was made
+        at, it is not yet due for renewal (:meth:`lookup`), and the ledger was seen unchanged less than
+        :attr:`recheck_s` ago — or less than twice that while another caller is on its way to look. None
+        sends the caller to :meth:`lookup`, which looks; the first caller to find the look due is the one
+        sent, so under a burst of scans one request a quarter second leaves the event loop, not every request
+        that arrives before the look is done. Made for a route on the event loop: no query, no thread, no
+        wait beyond this cache's lock."""
         with self._lock:
             found = self._entries.get(key)
-            if found is None or found.until <= self.clock():
+            now = self.clock()
+            if (
+                found is None
+                or found.head != head
+                or now >= found.made + REFRESH_AT * (found.until - found.made)
+            ):
+                return None
+            age = now - found.checked
+            if age >= self.recheck_s:
+                sent = self._looking.get(key)
+                if sent is None or now - sent >= self.recheck_s:  # no one is looking (or never came back)
+                    self._looking[key] = now
+                    return None
+                if age >= 2 * self.recheck_s:
+                    return None
+            self._entries.move_to_end(key)
+            return found
+
+    def fresh(self, session: DbSession, key: tuple[str, ...], head: int | None = None) -> Kept[T] | None:
+        """The entry for ``key`` if it has not expired and the ledger (and ``head``) still say what it did:
+        the ledger is asked only when it was last asked :attr:`recheck_s` ago or more."""
+        with self._lock:
+            found = self._entries.get(key)
+            now = self.clock()
+            if found is None or found.until <= now or found.head != head:
                 return None
             self._entries.move_to_end(key)
-        if found.head != head or lineage_fingerprint(session, found.lineage) != found.fingerprint:
-            return None
-        return found
+            if now - found.checked < self.recheck_s:
+                return found
+        try:
+            if lineage_fingerprint(session, found.lineage) != found.fingerprint:
+                return None
+            seen = replace(found, checked=now)
+            with self._lock:
+                if self._entries.get(key) is found:  # not replaced by a newer answer meanwhile
+                    self._entries[key] = seen
+            return seen
+        finally:
+            with self._lock:
+                self._looking.pop(key, None)
 
     def lookup(
         self, session: DbSession, key: tuple[str, ...], head: int | None = None
@@ -654,18 +715,41 @@ class LineageCache(Generic[T]):
         value: T,
         ttl_s: float,
         head: int | None = None,
+        *,
+        checked: float,
     ) -> Kept[T]:
+        """Keep ``value`` for ``ttl_s`` seconds from now; ``checked`` is when ``fingerprint`` was read (this
+        cache's clock), so that the time spent making the answer counts against :attr:`recheck_s`."""
         now = self.clock()
-        kept = Kept(tuple(sorted(lineage)), fingerprint, head, value, now, now + ttl_s)
+        kept = Kept(tuple(sorted(lineage)), fingerprint, head, value, now, now + ttl_s, checked)
         with self._lock:
+            self._looking.pop(key, None)
             self._entries[key] = kept
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+                gone, _ = self._entries.popitem(last=False)
+                self._looking.pop(gone, None)
         return kept
 
     def age_s(self, kept: Kept[T]) -> float:
         return max(0.0, self.clock() - kept.made)
+
+    def recent_head(self) -> int | None:
+        """The chain's block number if it was read less than :data:`HEAD_TTL_S` seconds ago, or less than
+        twice that while another caller is reading it or on its way to; else None, and the caller goes
+        through :meth:`head`, which asks the node (the first caller to find the read due is the one sent)."""
+        with self._lock:
+            known, now = self._head, self.clock()
+            if known is None:
+                return None
+            age = now - known[0]
+            if age < HEAD_TTL_S:
+                return known[1]
+            wanted = self._head_wanted is not None and now - self._head_wanted < HEAD_TTL_S
+            if age < 2 * HEAD_TTL_S and (self._head_asked or wanted):
+                return known[1]
+            self._head_wanted = now
+            return None
 
     def head(self, registry: TraceRegistry) -> int:
         """The chain's block number, asked at most every :data:`HEAD_TTL_S` seconds (else ChainError). While
@@ -684,6 +768,7 @@ class LineageCache(Generic[T]):
                 self._head_asked = False
         with self._lock:
             self._head = (now, number)
+            self._head_wanted = None
         return number
 
 
@@ -721,8 +806,10 @@ def rendered_page(
     if kept is not None and role == "serve":
         return kept.value
     try:
+        checked = cache.clock()
+        # Kept under the fingerprint of the very rows it shows: an event recorded while the page is being
+        # made changes the next look's fingerprint, so such a page is made again rather than kept.
         provenance = lot_provenance(session, lot_code)
-        fingerprint = lineage_fingerprint(session, provenance.lineage)
         verdict, left_s = _public_verdict(
             session,
             registry,
@@ -739,11 +826,19 @@ def rendered_page(
         expiries = [c.expires for c in provenance.certifications if c.expires is not None and c.expires > now]
         if expiries:
             left_s = min(left_s, (min(expiries) - now).total_seconds())
-        cache.put(key, provenance.lineage, fingerprint, page, left_s)
+        cache.put(key, provenance.lineage, provenance.fingerprint, page, left_s, checked=checked)
         return page
     finally:
         if role == "lead":
             cache.made(key)
+
+
+def kept_page(cache: PageCache, lot_code: str, *, variant: tuple[str, ...]) -> RenderedPage | None:
+    """The page :func:`rendered_page` would give for ``lot_code`` and ``variant`` when the cache can answer
+    without asking the ledger or the chain (:meth:`LineageCache.recent`), else None: then call
+    :func:`rendered_page`. For a route on the event loop."""
+    kept = cache.recent((lot_code, *variant))
+    return kept.value if kept is not None else None
 
 
 VerifyCache = LineageCache[bytes]
@@ -764,9 +859,10 @@ def verified_lot(
     """``services.ledger.verify_lot`` of ``lot_code``, encoded by ``encode``, and its age in seconds.
 
     An encoded verdict is reused for at most :data:`VERIFY_TTL_S` seconds while the lineage's rows (events,
-    stored bodies, anchors: :func:`lineage_fingerprint`) and the chain's head block (asked at most once a
-    second) are unchanged: a new event, an anchoring, a certification or revocation, a reorganisation the
-    worker recorded, or any new block is seen at once (within the head's second). What is not seen before
+    stored bodies, anchors: :func:`lineage_fingerprint`, looked at every :data:`RECHECK_S` seconds) and the
+    chain's head block (asked once a second) are unchanged: a new event, an anchoring, a certification or
+    revocation, or a reorganisation the worker recorded is seen within a quarter second (half a second at
+    most, :data:`RECHECK_S`), any new block within the head's second (two at most). What is not seen before
     the entry expires is the origin risk's view of the rest of the ledger (other lots' yields) and a
     certification expiring by the clock. ``encode`` returns None for an answer not to keep (the chain did
     not answer); ChainError when the head cannot be read."""
@@ -776,6 +872,7 @@ def verified_lot(
         return kept.value, cache.age_s(kept)
     try:
         lineage = sorted(Repository(session).lineage_lots(lot_code))
+        checked = cache.clock()
         fingerprint = lineage_fingerprint(session, lineage)
         verdict = verify_lot(
             session,
@@ -787,11 +884,22 @@ def verified_lot(
         )
         value = encode(verdict)
         if value is not None:
-            cache.put((lot_code,), lineage, fingerprint, value, VERIFY_TTL_S, head)
+            cache.put((lot_code,), lineage, fingerprint, value, VERIFY_TTL_S, head, checked=checked)
         return value, 0.0
     finally:
         if role == "lead":
             cache.made((lot_code,))
+
+
+def kept_verdict(cache: VerifyCache, lot_code: str) -> tuple[bytes, float] | None:
+    """What :func:`verified_lot` would give for ``lot_code`` (the encoded verdict and its age) when the cache
+    can answer without asking the ledger or the chain: the head was read less than :data:`HEAD_TTL_S` ago
+    and is the verdict's, and the ledger was seen unchanged less than :data:`RECHECK_S` ago (each up to twice
+    that while another request reads or looks: :meth:`LineageCache.recent_head`, :meth:`LineageCache.recent`).
+    Else None: then call :func:`verified_lot`. For a route on the event loop."""
+    head = cache.recent_head()
+    kept = cache.recent((lot_code,), head) if head is not None else None
+    return (kept.value, cache.age_s(kept)) if kept is not None else None
 
 
 # --------------------------------------------------------------------------------------- resolver lookups

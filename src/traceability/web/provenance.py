@@ -15,8 +15,9 @@ connection saves a whole round trip, and the address the phone shows stays the o
 lot's identifier). ``Vary: Accept`` keeps caches from handing the page to a machine or the JSON to a phone,
 and a ``Link`` header names the linkset on every answer, as GS1-Conformant resolvers do.
 
-The page is kept rendered while the lot's lineage is unchanged (``services.provenance.rendered_page``: one
-query per scan of a page already shown) and carries an ``ETag``: a phone that sends it back in
+The page is kept rendered while the lot's lineage is unchanged (``services.provenance.rendered_page``: the
+ledger is asked once every quarter second per page, so a page may lag it by that much, half a second at
+most, and a scan in between costs no query) and carries an ``ETag``: a phone that sends it back in
 ``If-None-Match`` gets a 304 with no body, as long as the page is still what the ledger says.
 
 Every route is rate limited per client address (``TRACE_PUBLIC_RATE_PER_MIN``): a page over the limit is a
@@ -32,6 +33,7 @@ from zoneinfo import ZoneInfo
 from babel.numbers import format_decimal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from traceability.api.deps import RuntimeDep, SessionDep, client_address
 from traceability.api.ratelimit import limiter
@@ -45,7 +47,9 @@ from traceability.services.provenance import (
     Provenance,
     PublicVerdict,
     Registry,
+    RenderedPage,
     find_lot,
+    kept_page,
     lot_provenance,
     normalise_lot_code,
     registry_identity,
@@ -288,6 +292,11 @@ def _page(request: Request, session: DbSession, runtime: Runtime, lot_code: str,
         )
     except NotFound:
         return _missing_page(request, lang, lot_code)
+    return _page_response(request, page)
+
+
+def _page_response(request: Request, page: RenderedPage) -> Response:
+    """``page`` as sent, or a 304 to a client that already holds it (``If-None-Match``)."""
     headers = {"Cache-Control": PAGE_CACHE, "ETag": page.etag}
     if page.etag in _etags(request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=headers)
@@ -307,18 +316,30 @@ def page_cache(request: Request) -> PageCache:
 
 
 @router.get("/p/{lot_code}", include_in_schema=False)
-def provenance_page(
+async def provenance_page(
     request: Request, lot_code: str, runtime: RuntimeDep, lang: str | None = None
 ) -> Response:
-    """The page every scan opens. Its unit of work is opened here rather than by ``SessionDep``: a sync
-    generator dependency costs two more hops to the thread pool (enter and exit), as much again as a
-    cached page's own work."""
+    """The page every scan opens. A page the cache can answer without asking anything (the ledger looked
+    at less than ``RECHECK_S`` ago: ``services.provenance.kept_page``) is sent from the event loop, with no
+    thread and no database: under a shop's worth of scans that is nearly every request, and a hop to the
+    thread pool and back costs more than the rest of the request. Anything else (a look at the ledger, a
+    verification, a render) runs in the thread pool in its own unit of work, opened here rather than by
+    ``SessionDep``, whose enter and exit would be two more hops."""
     language = pick_lang(lang)
     busy = _over_limit(request, runtime)
     if busy is not None:
         return _busy_page(request, language, busy)
+    code = normalise_lot_code(lot_code)
+    if code is not None:
+        page = kept_page(page_cache(request), code, variant=(language, request.url.path))
+        if page is not None:
+            return _page_response(request, page)
+    return await run_in_threadpool(_page_in_transaction, request, runtime, lot_code, language)
+
+
+def _page_in_transaction(request: Request, runtime: Runtime, lot_code: str, lang: str) -> Response:
     with runtime.transaction() as session:
-        return _page(request, session, runtime, lot_code, language)
+        return _page(request, session, runtime, lot_code, lang)
 
 
 # ------------------------------------------------------------------ the proof bundle
