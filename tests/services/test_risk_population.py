@@ -187,32 +187,25 @@ def test_an_event_committed_after_a_later_numbered_one_is_still_read(db: Any) ->
         _lot_on(plot, code, "hom-mali-105", datetime(2025, 6, day, tzinfo=UTC), "500")
         for code, day in (("LSLOW-001", 1), ("LFAST-001", 2))
     )
+
+    def rice_lot(code: str) -> models.Lot:
+        return models.Lot(
+            code=code,
+            crop="hom-mali-105",
+            product_th="ข้าว",
+            product_en="rice",
+            authority_id=plot_row.authority_id,
+            plot_id=plot_row.id,
+        )
+
     held = db.sessions()
     try:
-        held.add(
-            models.Lot(
-                code="LSLOW-001",
-                crop="hom-mali-105",
-                product_th="ข้าว",
-                product_en="rice",
-                authority_id=plot_row.authority_id,
-                plot_id=plot_row.id,
-            )
-        )
+        held.add(rice_lot("LSLOW-001"))
         held.flush()
         for seq, entry in enumerate(slow, 1):
             _add_event(held, entry, seq)  # numbered first, committed last
         with transaction(db.sessions) as session:
-            session.add(
-                models.Lot(
-                    code="LFAST-001",
-                    crop="hom-mali-105",
-                    product_th="ข้าว",
-                    product_en="rice",
-                    authority_id=plot_row.authority_id,
-                    plot_id=plot_row.id,
-                )
-            )
+            session.add(rice_lot("LFAST-001"))
             session.flush()
             for seq, entry in enumerate(fast, 1):
                 _add_event(session, entry, seq)
