@@ -283,16 +283,25 @@ class Deployment:
             self._node = None
 
 
+REQUEST_TIMEOUT_S = 120.0
+"""How long a setup or check request may take (a first page on a large ledger reads its origin risk)."""
+
+
 def request(
     port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes]:
-    """One request on a connection of its own (setup and checks, not the measured load)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    """One request on a connection of its own (setup and checks, not the measured load); a server that does
+    not answer within :data:`REQUEST_TIMEOUT_S` ends the bench with that said, not a traceback."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_S)
     try:
         payload = None if body is None else json.dumps(body).encode()
         conn.request(method, path, payload, {"Content-Type": "application/json", **(headers or {})})
         response = conn.getresponse()
         return response.status, response.read()
+    except TimeoutError:
+        raise ConfigurationError(
+            f"trace serve did not answer {method} {path} within {REQUEST_TIMEOUT_S:g} s"
+        ) from None
     finally:
         conn.close()
 
