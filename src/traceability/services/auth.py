@@ -26,7 +26,6 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from traceability.domain.states import PartyStatus, Role
@@ -254,33 +253,13 @@ def sign_out(session: Session, token: str | None) -> None:
         Repository(session).delete_auth_token(hash_token(token))
 
 
-# One round trip, no ORM objects: every API request and signed-in page asks this. The account's state is read
-# in the same query as the token, so a revoked officer or a deleted token is refused by the very next request
-# (in any process: nothing about a token is cached).
-_PRINCIPAL_BY_TOKEN = (
-    select(
-        models.AuthToken.role,
-        models.AuthToken.expires_at,
-        models.Farmer.id,
-        models.Farmer.code,
-        models.Farmer.authority_id,
-        models.Officer.id,
-        models.Officer.authority_id,
-        models.Officer.status,
-    )
-    .outerjoin(models.Farmer, models.Farmer.id == models.AuthToken.farmer_id)
-    .outerjoin(models.Officer, models.Officer.id == models.AuthToken.officer_id)
-    .where(models.AuthToken.token_hash == bindparam("token_hash"))
-)
-
-
 def authenticate(session: Session, token: str | None, *, now: datetime | None = None) -> Principal:
     """The principal a bearer token speaks for; 401 if it is missing, unknown or expired, or if its officer
     is no longer active (a revoked officer's tokens stop working at once)."""
     if not token:
         raise Unauthorized("sign in first: send Authorization: Bearer <token>", code="missing_token")
     now = now or datetime.now(UTC)
-    row = session.execute(_PRINCIPAL_BY_TOKEN, {"token_hash": hash_token(token)}).one_or_none()
+    row = Repository(session).token_principal(hash_token(token))
     if row is None or row.expires_at <= now:
         raise Unauthorized("the token is unknown or has expired: sign in again", code="invalid_token")
     role, _, farmer_id, farmer_code, farmer_authority, officer_id, officer_authority, officer_status = row

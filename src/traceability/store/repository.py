@@ -204,8 +204,12 @@ class Repository:
         return [(e, str(status), batch) for e, status, batch in rows]
 
     # --- sign-in and tokens ---------------------------------------------------------------------------
-    def auth_token(self, token_hash: str) -> AuthToken | None:
-        return self.session.get(AuthToken, token_hash)
+    def token_principal(self, token_hash: str) -> Any:
+        """(role, expires_at, farmer id, code and authority, officer id, authority and status) of a token, or
+        None: one round trip, no ORM objects (every API request and signed-in page asks it). The account is
+        read with the token, so a revoked officer or a deleted token is refused by the very next request in
+        any process: nothing about a token is cached."""
+        return self.session.execute(_TOKEN_PRINCIPAL, {"token_hash": token_hash}).one_or_none()
 
     def account_failures(self, account_key: str, since: datetime) -> tuple[int, datetime | None]:
         """(failed attempts, the latest) for one account since ``since`` and after its last success."""
@@ -759,6 +763,23 @@ _SNAPSHOT_HISTORY = select(Event.id, Event.event_time, Event.recorded_at, Event.
         select(EventLot.event_id).where(EventLot.lot_code.in_(bindparam("codes", expanding=True))).distinct()
     ),
     Event.kind.in_(bindparam("kinds", expanding=True)),
+)
+
+
+_TOKEN_PRINCIPAL = (
+    select(
+        AuthToken.role,
+        AuthToken.expires_at,
+        Farmer.id,
+        Farmer.code,
+        Farmer.authority_id,
+        Officer.id,
+        Officer.authority_id,
+        Officer.status,
+    )
+    .outerjoin(Farmer, Farmer.id == AuthToken.farmer_id)
+    .outerjoin(Officer, Officer.id == AuthToken.officer_id)
+    .where(AuthToken.token_hash == bindparam("token_hash"))
 )
 
 
