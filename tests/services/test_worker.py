@@ -128,3 +128,25 @@ def test_run_once_timing_out_on_a_moving_chain_says_what_it_still_waits_for(db, 
     message = failure.value.message
     assert "still waiting: batches sending=0 mined=1" in message and "TRACE_CONFIRMATIONS=1000" in message
     assert "not producing blocks" not in message
+
+
+def test_a_slow_first_step_that_eats_the_whole_run_is_not_called_a_stall(db, registry):
+    # Seen in CI on a loaded machine: the first step took longer than the whole timeout, so the head was
+    # first read at the deadline and "never moved" — 0 s of watching is no evidence of a stalled chain.
+    _record_one_event(db, registry)
+
+    class SlowFirstStep(Anchorer):
+        slept = False
+
+        def step(self) -> int:
+            if not self.slept:
+                self.slept = True
+                time.sleep(1.2)
+            return super().step()
+
+    anchorer = SlowFirstStep(db.sessions, registry, batch_max=256, confirmations=1000)
+    with pytest.raises(ChainError) as failure:
+        anchorer.run_once(timeout_s=1.0, poll_s=0.1, progress_s=0.5, stall_s=5.0)
+    message = failure.value.message
+    assert "still waiting: batches sending=0 mined=1" in message
+    assert "not producing blocks" not in message

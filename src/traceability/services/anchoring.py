@@ -428,10 +428,13 @@ class Anchorer:
                 next_stall_warning = now + stall_s
             if now > deadline:
                 stalled = now - head_since
-                # A head that never moved in the whole run is a stall too, even when timeout_s < stall_s.
+                # A head that never moved while it was watched for at least half the run is a stall too,
+                # even when timeout_s < stall_s. A head first seen just now (a slow first step ate the
+                # run) says nothing about the chain.
+                watched_still = head_since == first_seen and stalled >= timeout_s / 2
                 why = (
                     stall_message(progress.head, stalled)
-                    if stalled >= stall_s or head_since == first_seen
+                    if stalled >= stall_s or watched_still
                     else f"still waiting: {progress.describe()}"
                 )
                 raise ChainError(f"anchoring did not finish within {timeout_s:g} s: {why}")
