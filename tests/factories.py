@@ -67,7 +67,7 @@ def make_authority(
     sessions: Session | sessionmaker[Session], registry: TraceRegistry, *, code: str | None = None
 ) -> models.Authority:
     """An อปท. registered on chain, administered by Anvil's dev account #1."""
-    code = code or f"LAO-T{uuid.uuid4().hex[:6].upper()}"
+    code = code or f"LAO-T{uuid.uuid4().hex[:12].upper()}"
     return enrol_authority(
         sessions_of(sessions),
         code=code,

@@ -6,8 +6,10 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import re
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -20,6 +22,7 @@ from traceability.config import Settings, get_settings
 from traceability.domain import codec
 from traceability.domain.findings import Severity, Verdict
 from traceability.errors import Conflict, InvalidInput, NotFound, TraceabilityError
+from traceability.services.observability import configure_logging, logging_config
 from traceability.services.runtime import Runtime
 
 
@@ -197,11 +200,65 @@ def _import_batch(value: str) -> int:
     return size
 
 
+def cmd_backup(rt: Runtime, args: argparse.Namespace) -> int:
+    """The whole database to FILE (gzip'd JSON lines), read as one consistent snapshot."""
+    from traceability.services.backup import backup
+
+    return _rows_moved(backup(rt.engine, Path(args.file)), args, "backed up {rows} to {file}")
+
+
+def cmd_restore(rt: Runtime, args: argparse.Namespace) -> int:
+    """FILE into this (empty, migrated) database, all or nothing."""
+    from traceability.services.backup import restore
+
+    return _rows_moved(restore(rt.engine, Path(args.file)), args, "restored {rows} from {file}")
+
+
+def _rows_moved(summary: Any, args: argparse.Namespace, said: str) -> int:
+    """What a backup or a restore moved: its JSON, or one line (``said`` with ``{rows}`` and ``{file}``)."""
+    if args.json:
+        _print_json(summary.to_json())
+    else:
+        rows = (
+            f"{sum(summary.rows.values())} rows of {len(summary.rows)} tables (revision {summary.revision})"
+        )
+        print(said.format(rows=rows, file=args.file))
+    return 0
+
+
 def cmd_worker(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.workers.anchor import run_worker
 
     stats = run_worker(rt, once=args.once, timeout_s=args.timeout)
     print(f"anchored {stats.events} events in {stats.batches} batches (gas {stats.gas_used})")
+    return 0
+
+
+def cmd_risk_learn(rt: Runtime, args: argparse.Namespace) -> int:
+    """Learn the origin-risk population from the whole ledger and store it for the servers (the leading
+    worker runs this whenever the ledger has changed and the stored population is old)."""
+    from traceability.services.risk import relearn
+
+    if args.background:
+        os.nice(10)  # the worker starts it beside anchoring and serving: they come first
+    started = time.perf_counter()
+    population = relearn(rt.sessions, rt.settings.evidence_dir)
+    seconds = time.perf_counter() - started
+    result = {
+        "harvest_lots": population.harvest_lots,
+        "farmer_seasons": population.anomaly.groups,
+        "photo_pairs": len(population.photo_signals),
+        "unusual": len(population.unusual_signals),
+        "seconds": round(seconds, 2),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"learned the origin-risk population in {seconds:.1f} s: {population.harvest_lots} harvest lots, "
+            f"{population.anomaly.groups} farmer-seasons, {len(population.photo_signals)} reused photos, "
+            f"{len(population.unusual_signals)} unusual farmer-seasons"
+        )
     return 0
 
 
@@ -218,8 +275,12 @@ def cmd_serve(rt: Runtime, args: argparse.Namespace) -> int:
 
     from traceability.main import create_app
 
+    # uvicorn's lines and the app's, in every server process: TRACE_LOG_FORMAT, secrets masked.
+    log_config = logging_config(logging.INFO, rt.settings.log_format)
     if args.workers == 1:
-        uvicorn.run(create_app(rt.settings), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(
+            create_app(rt.settings), host=args.host, port=args.port, log_level="info", log_config=log_config
+        )
     else:
         uvicorn.run(
             "traceability.main:create_app",
@@ -228,6 +289,7 @@ def cmd_serve(rt: Runtime, args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             log_level="info",
+            log_config=log_config,
             # uvicorn restarts a process that does not answer its supervisor within 5 s; importing the app
             # takes longer than that on a busy 2-core machine, and the restarts never end.
             timeout_worker_healthcheck=60,
@@ -266,6 +328,7 @@ def cmd_bench(rt: Runtime, args: argparse.Namespace) -> int:
         lineages=tuple(args.lineages),
         rss_events=args.rss_events,
         rss_sample_every=args.rss_sample_every,
+        rss_farmers_per_client=args.rss_farmers,
     )
     report = run_bench([args.only] if args.only else PARTS, options, progress)
     if args.json:
@@ -642,6 +705,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_worker)
 
+    s = sub.add_parser(
+        "risk-learn",
+        help="learn the origin-risk population from the whole ledger and store it (the worker runs this)",
+    )
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--background", action="store_true", help="at low CPU priority (as the worker runs it)")
+    s.set_defaults(func=cmd_risk_learn)
+
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
     sub.add_parser("deploy", help="deploy TraceRegistry once on the configured chain").set_defaults(
         func=cmd_deploy
@@ -694,6 +765,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser(
+        "backup",
+        help="write the whole database to FILE (one consistent snapshot, gzip'd JSON lines)",
+        description="Write every row of the database to FILE: gzip'd JSON lines, the same format for "
+        "SQLite and PostgreSQL, read in one transaction (a consistent snapshot while `trace serve` keeps "
+        "recording). "
+        "Evidence photos (TRACE_VAR_DIR/evidence) are files: copy them beside it.",
+    )
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_backup)
+
+    s = sub.add_parser(
+        "restore",
+        help="load a `trace backup` FILE into an empty database migrated to the file's revision",
+        description="Load FILE (made by `trace backup`) into this database in one transaction, all or "
+        "nothing. The database must be empty and at the backup's alembic revision: run `trace migrate` on a "
+        "fresh database first. Exit 2 (nothing written) for another format version, a non-empty database, "
+        "another revision or a truncated or garbled file.",
+    )
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_restore)
 
     s = sub.add_parser("authority", help="manage authorities (อปท.)")
     actions = s.add_subparsers(dest="action", required=True)
@@ -794,7 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure gas, recording and anchoring rates, page and verify latency, verify cost and memory",
         description="Every figure of the benchmarks in one run, each against real `trace serve` and `trace "
         "worker` processes on a fresh Anvil and database (see docs/benchmarks.md). At the default sizes it "
-        "takes about an hour, most of it loading --rss-events; --only runs one part.",
+        "takes about 14 minutes on 2 cores, most of it loading --rss-events; --only runs one part.",
     )
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument(
@@ -855,6 +950,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="events loaded for rss (1000000)",
     )
     s.add_argument(
+        "--rss-farmers",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="for rss, farmers each client records for in turn (64: about 280 lots each at a million events)",
+    )
+    s.add_argument(
         "--rss-sample-every",
         type=_positive_int,
         default=100_000,
@@ -888,11 +990,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command in ("serve", "worker") else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     rt = Runtime(settings or get_settings())
+    daemon = args.command in ("serve", "worker")
+    # Secrets masked in either format; JSON lines (TRACE_LOG_FORMAT) for the long-running processes.
+    level = logging.INFO if args.verbose or daemon else logging.WARNING
+    configure_logging(level, rt.settings.log_format if daemon else "text")
     try:
         return int(args.func(rt, args))
     except TraceabilityError as exc:

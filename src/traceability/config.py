@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
     # fit PostgreSQL's default max_connections of 100 only while the overflow is not all in use at once.
     db_pool_size: int = Field(default=20, ge=1, le=500)
     db_max_overflow: int = Field(default=20, ge=0, le=1000)
+    # `trace serve` and `trace worker` log JSON objects, one a line (json), or plain lines (text).
+    log_format: Literal["json", "text"] = "json"
+    # Below this balance (wei) of the anchor account, /readyz says low_balance and the worker warns.
+    min_balance_wei: int = Field(default=5 * 10**16, ge=0)
 
     @field_validator("public_base_url")
     @classmethod

@@ -20,11 +20,13 @@ from traceability.api import importer as importer_api
 from traceability.api import lots as lots_api
 from traceability.api.deps import RuntimeDep, SessionDep
 from traceability.api.limits import BodyLimit
+from traceability.api.observability import RequestObservability
 from traceability.api.timing import ServerTiming
 from traceability.config import Settings, get_settings
 from traceability.errors import TraceabilityError
-from traceability.services.health import outbox_gauges, readiness
+from traceability.services.health import batch_gauges, outbox_gauges, readiness
 from traceability.services.ledger import list_lots
+from traceability.services.observability import register_counters
 from traceability.services.provenance import PageCache, VerifyCache
 from traceability.services.runtime import Runtime
 from traceability.web import enrolment as enrolment_pages
@@ -37,6 +39,7 @@ from traceability.web import provenance as provenance_pages
 from traceability.web import qr as qr_codes
 from traceability.web.i18n import pick_lang
 from traceability.web.pages import render
+from traceability.web.security_headers import SecurityHeaders
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -75,6 +78,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     lag_gauge = Gauge(
         "trace_anchor_lag_seconds", "Age of the oldest event waiting to be anchored", registry=metrics
     )
+    batches_gauge = Gauge("trace_batches", "Merkle batches by status", ["status"], registry=metrics)
+    gas_gauge = Gauge("trace_anchor_gas_used", "Gas used by all anchored batches", registry=metrics)
+    register_counters(metrics)  # events recorded, verification outcomes (services.observability)
 
     @app.exception_handler(TraceabilityError)
     async def _domain_error(request: Request, exc: TraceabilityError) -> JSONResponse:
@@ -103,6 +109,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.verify_cache = VerifyCache()
     app.add_middleware(BodyLimit)
     app.add_middleware(ServerTiming)
+    # Outermost of ours: every response, a 404, a 413 or the API docs, leaves with the security headers.
+    app.add_middleware(SecurityHeaders)
+    # Outermost: a request id for every log line and response, and latency by route template (/metrics).
+    app.add_middleware(RequestObservability, registry=metrics)
     # Paths are matched router by router, in this order: the public pages and the importer API, which
     # take most of the traffic, go first (no path of theirs is also another router's).
     app.include_router(provenance_pages.router)
@@ -155,6 +165,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                                 "chain": "ok",
                                 "pending_events": 3,
                                 "anchor_lag_s": 4.2,
+                                "signer": {"address": "0xf39F…2266", "balance_wei": 9_870_000_000_000_000},
+                                "low_balance": False,
                             },
                         }
                     }
@@ -173,6 +185,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         gauges = outbox_gauges(session)
         pending_gauge.set(gauges.pending_events)
         lag_gauge.set(gauges.anchor_lag_s)
+        batches = batch_gauges(session)
+        for status, count in batches.by_status.items():
+            batches_gauge.labels(status).set(count)
+        gas_gauge.set(batches.gas_used)
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     return app

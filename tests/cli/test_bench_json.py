@@ -92,6 +92,7 @@ def test_rss_is_sampled_as_events_arrive_and_reported_after_anchoring_and_reques
         tmp_path,
         capsys,
         *("--only", "rss", "--load-clients", "2", "--rss-events", "2000", "--rss-sample-every", "1000"),
+        *("--rss-farmers", "3"),
     )
     samples = report["rss_samples"]
     assert [s["at"] for s in samples] == [
@@ -107,6 +108,11 @@ def test_rss_is_sampled_as_events_arrive_and_reported_after_anchoring_and_reques
     details = report["rss"]
     assert details["events"] == details["anchored"] == 2000 and details["record_errors"] == 0
     assert details["probe_answers"] == {"200": 10}  # five pages and five verdicts of anchored lots
+    assert details["farmers"] == 6
+    peak = details["peak_mb"]  # read in a thread: never below a sample taken meanwhile
+    assert peak["serve"] >= max(s["serve"] for s in samples[1:]) > 0
+    assert peak["worker"] >= max(s["worker"] for s in samples[1:]) > 0
+    assert peak["risk_learn"] >= max(s["risk_learn"] for s in samples)
 
 
 @pytest.mark.parametrize(

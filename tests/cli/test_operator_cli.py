@@ -91,7 +91,7 @@ def run(settings: Settings, capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
+    return f"{prefix}-{uuid.uuid4().hex[:12].upper()}"
 
 
 def add_authority(settings: Settings, capsys, code: str, *extra: str) -> tuple[int, str, str]:

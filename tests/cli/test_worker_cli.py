@@ -3,6 +3,7 @@ waits for while it waits, and when confirmations can never come it says why and 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,9 +60,9 @@ def trace(var_dir: Path, rpc_url: str, *argv: str, **env: str) -> subprocess.Com
     )
 
 
-def _logged_at(line: str) -> datetime:
-    # logging's default asctime: "2026-11-22 10:15:03,412"
-    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+def _log_records(err: str) -> list[dict[str, Any]]:
+    """The worker's log: one JSON object a line (TRACE_LOG_FORMAT's default for serve and worker)."""
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
 def test_worker_once_says_the_chain_stalled_and_exits_non_zero(var_dir, automine):
@@ -86,11 +88,10 @@ def test_worker_once_says_the_chain_stalled_and_exits_non_zero(var_dir, automine
     assert "anvil --block-time 1" in error[0]
 
     # Along the way: a progress line every second, naming the block the mined batch needs (its block + 2) ...
-    progress = [line for line in err.splitlines() if " INFO " in line and "waiting: " in line]
+    progress = [r for r in _log_records(err) if r["level"] == "INFO" and r["message"].startswith("waiting: ")]
     assert 4 <= len(progress) <= 8, err
-    gaps = [
-        (_logged_at(b) - _logged_at(a)).total_seconds() for a, b in zip(progress, progress[1:], strict=False)
-    ]
+    times = [datetime.fromisoformat(r["time"]) for r in progress]
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
     assert all(0.8 <= gap < 2.0 for gap in gaps), gaps
     needs = re.search(
         r"chain head (\d+); TRACE_CONFIRMATIONS=2: batch \d+ \(block (\d+)\) needs block (\d+)", err
@@ -98,11 +99,13 @@ def test_worker_once_says_the_chain_stalled_and_exits_non_zero(var_dir, automine
     assert needs is not None, err
     head, block, needed = map(int, needs.groups())
     assert head == block and needed == block + 2
-    assert "batches sending=0 mined=1, events pending=0" in progress[-1]
+    assert "batches sending=0 mined=1, events pending=0" in progress[-1]["message"]
     # ... and a plain warning once no block has come for the stall setting (2 s), long before the timeout.
-    warnings = [line for line in err.splitlines() if " WARNING " in line and "no new block for" in line]
-    assert warnings and "not producing blocks" in warnings[0]
-    assert _logged_at(warnings[0]) < _logged_at(progress[-1])
+    warnings = [
+        r for r in _log_records(err) if r["level"] == "WARNING" and "no new block for" in r["message"]
+    ]
+    assert warnings and "not producing blocks" in warnings[0]["message"]
+    assert datetime.fromisoformat(warnings[0]["time"]) < times[-1]
 
 
 def test_worker_once_with_no_confirmations_needed_exits_zero(var_dir, automine):

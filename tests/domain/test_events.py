@@ -579,7 +579,9 @@ def test_thai_text_passes_everywhere_stripped_and_nfc() -> None:
     ).reason
 
 
-@pytest.mark.parametrize("bad", ["a\x00b", "line\nbreak", "tab\there", "\u202egnp.exe", "x\u2028y", "\ud800"])
+@pytest.mark.parametrize(
+    "bad", ["a\x00b", "del\x7fete", "line\nbreak", "tab\there", "\u202egnp.exe", "x\u2028y", "\ud800"]
+)
 def test_control_characters_are_refused(bad: str) -> None:
     with pytest.raises(ValidationError, match="control character"):
         harvest(note=bad)

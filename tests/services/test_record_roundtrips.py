@@ -123,13 +123,16 @@ def writes(sent: list[str]) -> list[str]:
 
 def test_one_event_takes_a_few_statements_and_one_write_per_table(db, ledger):
     sent = recorded_with(db, lambda s: record_event(s, planting("T-RT-0001"), id_base=ID_BASE))
-    # id base, earlier events, lots and heads, plots; then lots, events, event_lots, outbox written
-    assert len(sent) <= 8, sent
-    assert writes(sent) == ["event_lots", "events", "lots", "outbox"]
+    # id base, earlier events, lots and heads, plots; then lots, events, event_lots, outbox and the event's
+    # origin-risk facts written
+    assert len(sent) <= 9, sent
+    assert writes(sent) == ["event_lots", "events", "lots", "outbox", "risk_facts"]
     sent = recorded_with(db, lambda s: record_event(s, harvest("T-RT-0001"), id_base=ID_BASE))
-    assert len(sent) <= 7, sent
+    assert len(sent) <= 8, sent
+    assert "risk_facts" in writes(sent)
     sent = recorded_with(db, lambda s: record_event(s, grading("T-RT-0001"), id_base=ID_BASE))
     assert len(sent) <= 7, sent  # the lot's history, read once for its mass balance, instead of the plot
+    assert "risk_facts" not in writes(sent)  # a grading without photos tells origin risk nothing
 
 
 @pytest.mark.parametrize("kind", ["new lots", "existing lots"])

@@ -1,8 +1,8 @@
-"""The ledger's origin-risk population (photo pairs, unusual farmer-seasons, crop models) is learned from
-facts kept per database and brought up to date from what is new, never per request: a request reads its
-scope, and a population past its TTL is learned again in the background while answers keep the last one.
-What the population adds (a reused photo, a new farmer-season) shows within that lag, and then the answer is
-the whole ledger's.
+"""The ledger's origin-risk population (photo pairs, unusual farmer-seasons, crop models) is learned from the
+risk facts written with each event, by the leading worker's ``trace risk-learn`` into a table the servers
+read, never per request: a request reads its scope and the stored population. What the population adds (a
+reused photo, a new farmer-season) shows once it is learned again, and then the answer is the whole
+ledger's.
 
 Real SQLite and PostgreSQL, with the synthetic season of ``trace risk-bench`` written as recording would."""
 
@@ -10,29 +10,41 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import pytest
+from alembic import command
 from sqlalchemy import event
-from test_risk_scope import _lot_on, record_ledger, same, unrelated_records, whole_ledger_risk
+from test_risk_scope import (
+    _lot_on,
+    facts_from_bodies,
+    record_ledger,
+    same,
+    stored_facts,
+    unrelated_records,
+    whole_ledger_risk,
+)
 
-from factories import ID_BASE
-from traceability.domain import codec
-from traceability.domain.epcis import in_canonical_order, to_epcis
 from traceability.domain.events import Harvest, Planting
 from traceability.domain.lineage import LedgerEntry
-from traceability.domain.risk import LotRisk, PlotFact, RiskLedger, Signal
-from traceability.domain.states import LotRole, OutboxStatus
+from traceability.domain.risk import (
+    LotRisk,
+    PlotFact,
+    RiskLedger,
+    Signal,
+    learn_population,
+    population_from_json,
+    population_to_json,
+)
 from traceability.services import risk
-from traceability.services.risk import RiskCaches, lot_risk
+from traceability.services.risk import RiskCaches, lot_risk, risk_ledger
 from traceability.services.risk_bench import generate_season
-from traceability.store import models
-from traceability.store.database import transaction
+from traceability.store.database import alembic_config, migrate, transaction
 from traceability.store.repository import Repository
+from traceability.workers.risk_learner import RiskLearner
 
 
 @contextmanager
@@ -60,12 +72,13 @@ def test_requests_never_learn_the_population_and_what_they_read_does_not_grow_wi
 ) -> None:
     season = generate_season(7, farmers=60)
     record_ledger(db.sessions, season.ledger)
-    now = [0.0]
-    caches = RiskCaches(clock=lambda: now[0], background=True)
+    caches = RiskCaches()
     lots = sorted(season.lots)
     with transaction(db.sessions) as session:
-        lot_risk(session, lots[0], None, caches=caches)  # a process's first question learns it
+        lot_risk(session, lots[0], None, caches=caches)  # none stored yet: the first question learns it
     assert caches.learnings == 1
+    assert not risk.population_due(db.sessions, ttl_s=0.0)  # ... and stores it
+    caches = RiskCaches()  # another server: reads the stored one
     lot = sorted(season.honest_lots)[0]
     lineage = lineage_of(db, lot)
     with statements(db.engine) as before, transaction(db.sessions) as session:
@@ -76,22 +89,22 @@ def test_requests_never_learn_the_population_and_what_they_read_does_not_grow_wi
     with transaction(db.sessions) as session:
         for other in lots[1:30]:
             lot_risk(session, other, None, caches=caches)
-    assert caches.learnings == 1  # the ledger changed, but within the TTL nothing is learned
+    assert caches.learnings == 0  # the ledger changed, but requests only read what is stored
     caches.assessments.clear()
     with statements(db.engine) as after, transaction(db.sessions) as session:
-        lot_risk(session, lot, None, lineage=lineage, caches=caches)
-    # the same questions, whatever was recorded elsewhere (the facts' reading: nothing new since)
-    assert len(after) == len(before), (before, after)
+        stale = lot_risk(session, lot, None, lineage=lineage, caches=caches)
+    # the same questions, whatever was recorded elsewhere, and the population's body read once (before)
+    assert len(after) == len(before) - 1, (before, after)
     bodies = [s for s in after if "events.body" in s]
     assert len(bodies) == 1, bodies  # the lineage's own events; no peer's body is read
+    assert not [s for s in after if "risk_populations.body" in s]
 
-    now[0] += caches.population_ttl_s
+    assert risk.population_due(db.sessions, ttl_s=0.0)  # the worker learns it again
+    risk.relearn(db.sessions, None)
     with transaction(db.sessions) as session:
-        stale = lot_risk(session, lot, None, lineage=lineage, caches=caches)  # answered at once
-        caches.join()
-        assert caches.learnings == 2
         fresh = lot_risk(session, lot, None, lineage=lineage, caches=caches)
         assert same(fresh, whole_ledger_risk(session, lot, lineage))
+    assert caches.learnings == 0
     assert stale.model["harvest_lots"] < fresh.model["harvest_lots"]
 
 
@@ -104,13 +117,12 @@ def _copy_photo_lot(plot: PlotFact, code: str, crop: str, planted: Any, sha: str
     return RiskLedger([entries[0], LedgerEntry(entries[1].hash, copied)], {plot.code: plot})
 
 
-def test_a_reused_photo_and_a_new_farmer_season_show_within_the_ttl_and_then_as_the_whole_ledger(
+def test_a_reused_photo_and_a_new_farmer_season_show_once_learned_and_then_as_the_whole_ledger(
     db: Any,
 ) -> None:
     season = generate_season(11, farmers=40)
     record_ledger(db.sessions, season.ledger)
-    now = [0.0]
-    caches = RiskCaches(clock=lambda: now[0], background=True)
+    caches = RiskCaches()
     [(sha, source)] = [
         (sha, e.event)
         for e in season.ledger.entries
@@ -136,10 +148,9 @@ def test_a_reused_photo_and_a_new_farmer_season_show_within_the_ttl_and_then_as_
     record_ledger(db.sessions, _copy_photo_lot(plot, "LNEW-0001", planting.crop, planting.event_time, sha))
     with transaction(db.sessions) as session:
         within = lot_risk(session, source.lot_code, None, lineage=lineage, caches=caches)
-        assert new_pairs(within) == []  # the population is the last one until its TTL
-        now[0] += caches.population_ttl_s
-        lot_risk(session, source.lot_code, None, lineage=lineage, caches=caches)
-        caches.join()
+        assert new_pairs(within) == []  # the population is the stored one until it is learned again
+    risk.relearn(db.sessions, None)
+    with transaction(db.sessions) as session:
         seen = lot_risk(session, source.lot_code, None, lineage=lineage, caches=caches)
         [pair] = new_pairs(seen)
         assert set(pair.lots) == {source.lot_code, "LNEW-0001"}
@@ -147,84 +158,66 @@ def test_a_reused_photo_and_a_new_farmer_season_show_within_the_ttl_and_then_as_
         assert same(seen, whole_ledger_risk(session, source.lot_code, lineage))
 
 
-def _add_event(session: Any, entry: LedgerEntry, seq: int) -> None:
-    ev = entry.event
-    session.add(
-        models.Event(
-            id=ev.event_id,
-            kind=ev.kind,
-            event_time=ev.event_time,
-            actor=ev.actor,
-            body=codec.dumps(in_canonical_order(to_epcis(ev, id_base=ID_BASE))),
-            hash=entry.hash,
+def test_events_recorded_before_the_facts_were_kept_get_them_when_the_database_is_upgraded(db: Any) -> None:
+    command.downgrade(alembic_config(db.url), "0006")
+    season = generate_season(5, farmers=40)
+    record_ledger(db.sessions, season.ledger, facts=False)
+    migrate(db.url)
+    with transaction(db.sessions) as session:
+        backfilled = stored_facts(session)
+        assert backfilled == facts_from_bodies(session)
+        assert len(backfilled) >= 2 * len(season.lots)  # every harvest lot's planting and harvest at least
+    with transaction(db.sessions) as session:
+        lot = sorted(season.lots)[0]
+        lineage = lineage_of(db, lot)
+        assert same(
+            lot_risk(session, lot, None, caches=RiskCaches()), whole_ledger_risk(session, lot, lineage)
         )
-    )
-    session.flush()
-    role = LotRole.OUT if isinstance(ev, Planting) else LotRole.SUBJECT
-    session.add(models.EventLot(event_id=ev.event_id, lot_code=ev.lot_code, seq=seq, role=role))
-    session.add(models.Outbox(event_id=ev.event_id, status=OutboxStatus.PENDING))
-    session.flush()
 
 
-@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-def test_an_event_committed_after_a_later_numbered_one_is_still_read(db: Any) -> None:
-    """PostgreSQL numbers outbox rows when they are inserted, not when they are committed: the facts'
-    reading remembers the numbers it found missing and reads them again, so a slow recording is not lost."""
-    season = generate_season(7, farmers=60)
+def test_the_leading_workers_learner_learns_in_a_process_of_its_own_when_due_and_only_then(db: Any) -> None:
+    season = generate_season(7, farmers=40)
     record_ledger(db.sessions, season.ledger)
-    caches = RiskCaches()
-    with transaction(db.sessions) as session:
-        risk._read_facts(session, None, caches)
-        database = risk._database(session)
-        plot_row = session.query(models.Plot).order_by(models.Plot.code).first()
-        assert plot_row is not None
-        authority = session.get(models.Authority, plot_row.authority_id)
-        assert authority is not None
-    facts = caches.ledger_facts(database)
-    count = len(facts.facts())
-    plot = PlotFact(plot_row.code, "F-SLOW", plot_row.area_rai, None, authority.code)
-    slow, fast = (
-        _lot_on(plot, code, "hom-mali-105", datetime(2025, 6, day, tzinfo=UTC), "500")
-        for code, day in (("LSLOW-001", 1), ("LFAST-001", 2))
-    )
 
-    def rice_lot(code: str) -> models.Lot:
-        return models.Lot(
-            code=code,
-            crop="hom-mali-105",
-            product_th="ข้าว",
-            product_en="rice",
-            authority_id=plot_row.authority_id,
-            plot_id=plot_row.id,
-        )
+    def due(ttl_s: float) -> bool:
+        return risk.population_due(db.sessions, ttl_s)
 
-    held = db.sessions()
-    try:
-        held.add(rice_lot("LSLOW-001"))
-        held.flush()
-        for seq, entry in enumerate(slow, 1):
-            _add_event(held, entry, seq)  # numbered first, committed last
-        with transaction(db.sessions) as session:
-            session.add(rice_lot("LFAST-001"))
-            session.flush()
-            for seq, entry in enumerate(fast, 1):
-                _add_event(session, entry, seq)
-        with transaction(db.sessions) as session:
-            risk._read_facts(session, None, caches)
-        with facts.lock:
-            assert len(facts.facts()) == count + 2
-            assert {f.lots[0] for f in facts.yield_facts(["LFAST-001", "LSLOW-001"])} == {"LFAST-001"}
-        held.commit()
-    finally:
-        held.close()
+    learner = RiskLearner(due, ttl_s=3600.0, env={"TRACE_DATABASE_URL": db.url})
+
+    def learn() -> None:
+        learner.poll()  # due: starts ``trace risk-learn``
+        assert learner.running
+        deadline = time.monotonic() + 120
+        while learner.running and time.monotonic() < deadline:
+            time.sleep(0.2)
+            learner.poll()
+        assert not learner.running and learner.failed == 0
+
+    learn()  # none stored
+    assert learner.learned == 1
     with transaction(db.sessions) as session:
-        risk._read_facts(session, None, caches)
-    with facts.lock:
-        assert len(facts.facts()) == count + 4
-        assert {f.lots[0] for f in facts.yield_facts(["LFAST-001", "LSLOW-001"])} == {
-            "LFAST-001",
-            "LSLOW-001",
-        }
+        stored = Repository(session).stored_population("default")
+        assert stored is not None
+        whole = learn_population(risk_ledger(session, None))
+    assert population_from_json(stored[2]) == whole  # what the whole ledger's events give
+    learner.poll()
+    assert not learner.running  # stored and current: nothing to learn
+    with transaction(db.sessions) as session:
+        [(_, crop, _, district, planted)] = Repository(session).risk_plantings([sorted(season.lots)[0]])
+    record_ledger(db.sessions, unrelated_records(crop, district, planted))
+    learner.poll()
+    assert not learner.running  # the ledger changed, but the stored one is younger than the TTL
+    learner = RiskLearner(due, ttl_s=0.0, env={"TRACE_DATABASE_URL": db.url})
+    learn()
+    with transaction(db.sessions) as session:
+        assert not risk.population_state(session).due(0.0)
+    learner.stop()
+
+
+def test_a_stored_population_reads_back_equal_to_the_learned_one() -> None:
+    population = learn_population(generate_season(11, farmers=40).ledger)
+    assert population.photo_signals and population.crop_models and population.anomaly.scores
+    assert population_from_json(population_to_json(population)) == population
 
 
 def test_a_server_does_not_load_scikit_learn_until_it_learns_a_population() -> None:

@@ -26,10 +26,22 @@ from traceability.domain.crops import crop_knowledge
 from traceability.domain.epcis import in_canonical_order, to_epcis
 from traceability.domain.events import Event, Harvest, Packing, Place, Planting, Quantity, lots_touched
 from traceability.domain.lineage import LedgerEntry, created_lots
-from traceability.domain.risk import LotRisk, PlotFact, RiskLedger, assess
+from traceability.domain.risk import (
+    RISK_KINDS,
+    EventFacts,
+    LotRisk,
+    PlotFact,
+    RiskLedger,
+    assess,
+    canonical_crop,
+    event_facts,
+    learn_population,
+    season_of,
+)
 from traceability.domain.states import LotRole, OutboxStatus
 from traceability.services import risk
 from traceability.services.demo import seed_demo
+from traceability.services.history import parsed_event
 from traceability.services.risk import (
     RiskCaches,
     lot_risk,
@@ -42,7 +54,7 @@ from traceability.services.risk import (
 from traceability.services.risk_bench import generate_season
 from traceability.store import models
 from traceability.store.database import transaction
-from traceability.store.repository import Repository
+from traceability.store.repository import Repository, risk_fact_row
 
 
 def whole_ledger_risk(session: Session, lot: str, lineage: Iterable[str] | None = None) -> LotRisk:
@@ -50,9 +62,10 @@ def whole_ledger_risk(session: Session, lot: str, lineage: Iterable[str] | None 
     return assess(risk_ledger(session, None)).for_lot(lot, lineage)
 
 
-def record_ledger(sessions: sessionmaker[Session], ledger: RiskLedger) -> None:
+def record_ledger(sessions: sessionmaker[Session], ledger: RiskLedger, *, facts: bool = True) -> None:
     """Write ``ledger`` into the tables as recording would: authorities by district, farmers, plots, named
-    places, photo hashes, lot rows, events with their EPCIS bodies, lot links in chain order, outbox."""
+    places, photo hashes, lot rows, events with their EPCIS bodies, lot links in chain order, outbox, risk
+    facts (unless ``facts`` is false: a database from before they were kept)."""
     with transaction(sessions) as session:
         repo = Repository(session)
         authorities: dict[str, models.Authority] = {}
@@ -124,7 +137,7 @@ def record_ledger(sessions: sessionmaker[Session], ledger: RiskLedger) -> None:
         )
         crops: dict[str, str] = {}
         for entry in ledger.entries:
-            _write(session, entry, plot_ids, authorities, seq, crops)
+            _write(session, entry, plot_ids, authorities, seq, crops, facts)
 
 
 def _write(
@@ -134,6 +147,7 @@ def _write(
     authorities: dict[str, models.Authority],
     seq: Counter[str],
     crops: dict[str, str],
+    facts: bool,
 ) -> None:
     ev = entry.event
     created = set(created_lots(ev))
@@ -172,6 +186,23 @@ def _write(
         role = LotRole.OUT if lot in created else LotRole.IN if isinstance(ev, Packing) else LotRole.SUBJECT
         session.add(models.EventLot(event_id=ev.event_id, lot_code=lot, seq=seq[lot], role=role))
     session.add(models.Outbox(event_id=ev.event_id, status=OutboxStatus.PENDING))
+    fact = risk_fact_row(ev) if facts else None
+    if fact is not None:
+        Repository(session).insert_risk_facts([fact])
+
+
+def facts_from_bodies(session: Session) -> dict[str, EventFacts]:
+    """The risk facts of every event, read afresh from the stored bodies, by event id."""
+    out = {}
+    for row in Repository(session).events_of_kinds(RISK_KINDS):
+        found = event_facts(parsed_event(row) or pytest.fail(f"{row.id} does not read"))
+        if found is not None:
+            out[found.event_id] = found
+    return out
+
+
+def stored_facts(session: Session) -> dict[str, EventFacts]:
+    return {f.event_id: f for f in Repository(session).risk_all_facts()}
 
 
 def same(scoped: LotRisk, whole: LotRisk) -> bool:
@@ -186,15 +217,27 @@ def test_every_lot_of_a_synthetic_season_scores_as_the_whole_ledger_scores_it(db
     record_ledger(db.sessions, season.ledger)
     caches = RiskCaches()
     codes_found: set[str] = set()
+    large = 0
     with transaction(db.sessions) as session:
         whole = assess(risk_ledger(session, None))
         assert len(whole.signals) > 0
+        levels = learn_population(risk_ledger(session, None)).group_levels
         for lot in sorted(season.lots):
+            planting = Repository(session).risk_plantings([lot])
+            if (
+                planting
+                and (canonical_crop(planting[0][1]), planting[0][3], season_of(planting[0][4])) in levels
+            ):
+                # its yield group is not read: its size and median come from the population
+                large += 1
+                wide = risk_scope(session, [lot]).peers
+                assert risk_scope(session, [lot], large_groups=levels.keys()).peers < wide
             lineage = sorted(Repository(session).lineage_lots(lot))
             scoped = lot_risk(session, lot, None, caches=caches)
             expected = whole.for_lot(lot, lineage)
             assert same(scoped, expected), (lot, scoped.to_json(), expected.to_json())
             codes_found |= set(scoped.codes)
+    assert large > 100
     # every kind of signal the season was seeded with is among the answers compared
     assert codes_found >= {
         "yield_outlier",
@@ -237,6 +280,8 @@ def test_the_demo_laundering_lot_scores_84_from_its_scope_and_every_other_lot_0(
     result = seed_demo(db.sessions, registry, id_base=ID_BASE)
     case = result.laundering
     with transaction(db.sessions) as session:
+        # recording wrote each event's risk facts with it: what its body says
+        assert stored_facts(session) == facts_from_bodies(session) != {}
         for lot in result.lots:
             lineage = sorted(Repository(session).lineage_lots(lot))
             scoped = lot_risk(session, lot, None, caches=RiskCaches())
@@ -333,12 +378,11 @@ def test_a_harvest_on_the_lots_own_plot_is_seen_at_once_and_the_population_withi
 ) -> None:
     """Caches hold while the ledger is unchanged. A lot recorded on the tested lot's plot is in its very next
     answer (its scope widens by that lot: ``capacity_exceeded``); the population (photo pairs, unusual
-    farmer-seasons, how many lots there are) is re-learned once its TTL has passed, and the answer is then
-    the whole ledger's in every figure."""
+    farmer-seasons, how many lots there are) is due to be learned again (the worker's ``trace risk-learn``
+    once the stored one is a TTL old), and once it is, the answer is the whole ledger's in every figure."""
     season = generate_season(7, farmers=60)
     record_ledger(db.sessions, season.ledger)
-    now = [0.0]
-    caches = RiskCaches(clock=lambda: now[0])
+    caches = RiskCaches()
     lot = sorted(season.honest_lots)[0]
     [planting] = [
         e.event for e in season.ledger.entries if isinstance(e.event, Planting) and e.event.lot_code == lot
@@ -363,5 +407,10 @@ def test_a_harvest_on_the_lots_own_plot_is_seen_at_once_and_the_population_withi
         assert "capacity_exceeded" in seen.codes and seen.score > 0
         [signal] = [s for s in seen.signals if s.code == "capacity_exceeded"]
         assert set(signal.lots) == {lot, "LNEW-0001"}
-        now[0] += caches.population_ttl_s
+        assert seen.model["harvest_lots"] == first.for_lot(lot, lineage).model["harvest_lots"]
+    assert risk.population_due(db.sessions, ttl_s=0.0)
+    assert not risk.population_due(db.sessions, ttl_s=3600.0)  # a stored population is kept for its TTL
+    risk.relearn(db.sessions, None)
+    assert not risk.population_due(db.sessions, ttl_s=0.0)
+    with transaction(db.sessions) as session:
         assert same(lot_risk(session, lot, None, caches=caches), whole_ledger_risk(session, lot, lineage))

@@ -31,9 +31,8 @@ LOT = "T-VEG-0001"  # F-0001's lot, of the test authority
 OTHER_LOT = "O-RICE-0001"  # of the other authority
 
 
-def seed_officer_world(sessions: sessionmaker[Session], registry: TraceRegistry) -> dict[str, Any]:
-    parties = seed_parties(sessions, registry, with_officer=True)
-    seeded = seed_farmer_lots(sessions, registry)
+def seed_other_authority(sessions: sessionmaker[Session], registry: TraceRegistry) -> Any:
+    """A second อปท. (random code) with its farmer F-0901, plot PLOT-O-01 and the lot OTHER_LOT planted."""
     other = make_authority(sessions, registry)
     with transaction(sessions) as session:
         farmer = enrol_farmer(
@@ -62,6 +61,13 @@ def seed_officer_world(sessions: sessionmaker[Session], registry: TraceRegistry)
             **common(actor="F-0901", place="PLOT-O-01", when=days_ago(40)),
         )
         record_event(session, planting, id_base=ID_BASE)
+    return other
+
+
+def seed_officer_world(sessions: sessionmaker[Session], registry: TraceRegistry) -> dict[str, Any]:
+    parties = seed_parties(sessions, registry, with_officer=True)
+    seeded = seed_farmer_lots(sessions, registry)
+    other = seed_other_authority(sessions, registry)
     return {
         **parties,
         **seeded,

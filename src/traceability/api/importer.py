@@ -39,6 +39,7 @@ from traceability.domain.events import LOT_CODE_RE
 from traceability.domain.findings import Code, Verdict
 from traceability.errors import ChainError, InvalidInput, NotFound
 from traceability.services.exports import export_epcis
+from traceability.services.observability import count_verdict
 from traceability.services.proof import build_bundle
 from traceability.services.provenance import VerifyCache, kept_verdict, verified_lot
 from traceability.services.runtime import Runtime
@@ -135,6 +136,7 @@ def _verdict(verdict: Verdict, runtime: Runtime) -> Response:
     if any(f.code is Code.CHAIN_UNAVAILABLE for f in verdict.findings):
         return _unavailable()
     body = verdict.to_json()
+    count_verdict(str(body.get("status")))
     registry = body.get("registry") or {}
     if registry.get("chain_id") is None or registry.get("contract") is None:
         body["registry"] = {"chain_id": runtime.registry.chain_id, "contract": runtime.registry.address}
@@ -305,6 +307,7 @@ def _read_bundle(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidInput("send a proof bundle as the JSON body", code="invalid_json")
     try:
+        codec.check_depth(raw)  # before parsing: the C decoder can crash the process on deep nesting
         data = codec.loads(raw)
     except UnicodeDecodeError:
         raise InvalidInput("the body is not UTF-8 JSON", code="invalid_json") from None

@@ -11,7 +11,9 @@ canonical member order (``epcis.in_canonical_order``) and must never be re-sorte
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
+from itertools import accumulate
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -126,8 +128,32 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number this system accepts")
 
 
+# How deep untrusted JSON may nest. Events and proof bundles nest fewer than 20 levels; the C decoder recurses
+# once per level and, with the recursion limit a dependency raises (py_ecc sets 100,000), a few hundred
+# thousand brackets overflow the thread's stack: a crash of the whole server, not an exception.
+MAX_INPUT_DEPTH = 256
+# A string, or an unterminated one up to the end: every match starts at a quote and never fails, so the
+# scan is linear even on hostile text.
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.S)
+_BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKET_STEP)
+
+
+def check_depth(text: str | bytes, limit: int = MAX_INPUT_DEPTH) -> None:
+    """``ValueError`` if the JSON ``text`` nests arrays and objects more than ``limit`` deep (brackets inside
+    strings do not count); run before parsing untrusted input. Linear, at C speed for the scans."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    if max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > limit:
+        raise ValueError(f"the JSON is nested more than {limit} levels deep")
+
+
 def loads_input(text: str | bytes) -> Any:
     """Like :func:`loads`, for untrusted input: numbers written the way a float serialiser writes them
     (exponent form such as ``1.25e2``, and ``NaN``/``Infinity``) are refused with ``ValueError`` rather than
-    read, because the value a client meant may already have been rounded through a binary float."""
+    read, because the value a client meant may already have been rounded through a binary float. JSON nested
+    deeper than ``MAX_INPUT_DEPTH`` is refused with ``ValueError`` before it is parsed."""
+    check_depth(text)
     return json.loads(text, parse_float=_plain_decimal, parse_constant=_no_constant)

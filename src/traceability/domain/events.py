@@ -174,7 +174,8 @@ def _normalise_text(value: Any) -> Any:
 
 
 def _check_text(value: str) -> str:
-    for ch in value:
+    # Printable ASCII (most codes and numbers) holds no control, format or bidi character: no need to look.
+    for ch in value if not (value.isascii() and value.isprintable()) else ():
         if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _BIDI_CONTROLS:
             raise ValueError(f"control character U+{ord(ch):04X} is not allowed in text")
     if value in _RESERVED_TEXT:

@@ -7,16 +7,18 @@ signals look for what a false record leaves behind. Pure code: the service (``se
 
 from __future__ import annotations
 
+import json
 import math
+import statistics
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from operator import attrgetter
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -37,7 +39,16 @@ from traceability.domain.events import (
 from traceability.domain.geo import great_circle_km
 from traceability.domain.lineage import LedgerEntry, event_name
 from traceability.domain.photohash import hamming
-from traceability.domain.yields import MAD_TO_SD, CropModel, Expectation, Prior, learn, leave_one_out, shrink
+from traceability.domain.yields import (
+    MAD_TO_SD,
+    CropModel,
+    Expectation,
+    Prior,
+    learn,
+    leave_one_out,
+    shrink,
+    shrink_median,
+)
 
 
 class RiskCode(StrEnum):
@@ -219,6 +230,11 @@ def _months(months: Sequence[int]) -> tuple[str, str]:
 
 
 # --- the ledger as the signals see it ----------------------------------------------------------------------
+
+
+RISK_KINDS: Final = ("planting", "harvest", "cooling", "grading", "packing", "transport")
+"""The kinds of event origin risk reads: certifications and revocations say nothing about where produce came
+from."""
 
 
 class EventFacts(NamedTuple):
@@ -437,9 +453,31 @@ def yield_groups(ledger: RiskLedger) -> dict[str, dict[Hashable, list[float]]]:
     }
 
 
-def _yield_expectations(view: _Core, models: Mapping[str, CropModel] | None = None) -> dict[str, Expectation]:
+GroupKey = tuple[str, str | None, str]
+"""A yield group: crop (canonical), district, season."""
+
+
+def group_levels(view: _Core) -> dict[GroupKey, tuple[int, float]]:
+    """The yield groups larger than :data:`LOO_EXACT_UP_TO`, each as (records, median log-yield): all that
+    the expectation of any of its lots reads of it."""
+    out: dict[GroupKey, tuple[int, float]] = {}
+    for crop, members in _yield_groups(view).items():
+        for key, group in members.items():
+            if len(group) > LOO_EXACT_UP_TO:
+                district, season = cast(tuple[str | None, str], key)
+                values = [math.log(x.per_rai) for x in group]
+                out[(crop, district, season)] = (len(values), statistics.median(values))
+    return out
+
+
+def _yield_expectations(
+    view: _Core,
+    models: Mapping[str, CropModel] | None = None,
+    levels: Mapping[GroupKey, tuple[int, float]] | None = None,
+) -> dict[str, Expectation]:
     """Each harvest lot's expected log-yield, learned from the other lots of its crop, district and season
-    (with the crop's model from ``models`` when given, else learned from ``view``)."""
+    (with the crop's model from ``models`` when given, else learned from ``view``; a large group's records
+    and median from ``levels`` when it is there, else from ``view``)."""
     out: dict[str, Expectation] = {}
     for crop, members in _yield_groups(view).items():
         groups: dict[Hashable, list[float]] = {
@@ -448,7 +486,12 @@ def _yield_expectations(view: _Core, models: Mapping[str, CropModel] | None = No
         model = (models or {}).get(crop) or crop_model(crop, groups)
         for key, group in members.items():
             values = groups[key]
-            whole = shrink(values, model) if len(values) > LOO_EXACT_UP_TO else None
+            district, season = cast(tuple[str | None, str], key)
+            level = (levels or {}).get((crop, district, season))
+            if level is not None:
+                whole: Expectation | None = shrink_median(*level, model)
+            else:
+                whole = shrink(values, model) if len(values) > LOO_EXACT_UP_TO else None
             for i, lot in enumerate(group):
                 out[lot.code] = whole or shrink(leave_one_out(values, i), model)
     return out
@@ -1220,6 +1263,17 @@ class RiskAssessment:
     def lots_flagged(self) -> set[str]:
         return {lot for s in self.signals for lot in s.lots}
 
+    def about(self, lots: Collection[str]) -> RiskAssessment:
+        """What concerns ``lots`` (whole lineages): the signals naming any of them, their expectations and
+        origins. :meth:`for_lot` of any of them with its lineage among ``lots`` answers the same."""
+        wanted = set(lots)
+        return replace(
+            self,
+            signals=tuple(s for s in self.signals if wanted.intersection(s.lots)),
+            expected={k: v for k, v in self.expected.items() if k in wanted},
+            origins={k: v for k, v in self.origins.items() if k in wanted},
+        )
+
     def for_lot(self, lot_code: str, lineage: Iterable[str] | None = None) -> LotRisk:
         """The risk of ``lot_code``: the signals on it or on any lot of ``lineage`` (the lot and every lot it
         was packed from; by default what the assessed ledger says)."""
@@ -1253,6 +1307,9 @@ class Population:
     anomaly: AnomalyModel
     harvest_lots: int
     crop_models: Mapping[str, CropModel] = field(default_factory=dict)
+    group_levels: Mapping[GroupKey, tuple[int, float]] = field(default_factory=dict)
+    """Yield groups larger than :data:`LOO_EXACT_UP_TO` (:func:`group_levels`): a scope need not read their
+    lots (a lot's own plot and farmer-season are still read afresh)."""
 
 
 def population_of(
@@ -1272,7 +1329,9 @@ def population_of(
         for crop, members in _yield_groups(core).items()
     }
     anomalous, model = unusual(core, _yield_expectations(core, models), s)
-    return Population(tuple(photos(core, s)), tuple(anomalous), model, len(core.lots), models)
+    return Population(
+        tuple(photos(core, s)), tuple(anomalous), model, len(core.lots), models, group_levels(core)
+    )
 
 
 def learn_population(ledger: RiskLedger, *, settings: RiskSettings | None = None) -> Population:
@@ -1298,7 +1357,7 @@ def assess(
     other lots' may be partial)."""
     s = settings or DEFAULT_SETTINGS
     view = _View(ledger)
-    expected = _yield_expectations(view, crop_models)
+    expected = _yield_expectations(view, crop_models, population.group_levels if population else None)
     found: list[Signal] = []
     found += yield_outliers(view, expected, s)
     found += capacity(view, s)
@@ -1316,3 +1375,89 @@ def assess(
     found += anomalous
     origins = {lot: frozenset(v) for lot, v in view.origins.items()}
     return RiskAssessment(tuple(found), ledger.basis, expected, model, origins, harvest_lots)
+
+
+# --- the population kept between processes -----------------------------------------------------------------
+# The leading worker learns the population and stores it; servers read it. JSON, not pickle: a row of the
+# database is never code. Every value reads back as it was written (floats by their shortest repr, Decimals
+# and tuples tagged), so an answer from a stored population is the answer from the learned one.
+
+
+def _tagged(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, tuple):
+        return {"$tuple": [_tagged(v) for v in value]}
+    if isinstance(value, list):
+        return [_tagged(v) for v in value]
+    if isinstance(value, Mapping):
+        return {"$map": [[_tagged(k), _tagged(v)] for k, v in value.items()]}
+    if isinstance(value, StrEnum):
+        return value.value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"{type(value).__name__} is not kept in a stored population")
+
+
+def _untagged(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_untagged(v) for v in value]
+    if isinstance(value, dict):
+        if "$decimal" in value:
+            return Decimal(value["$decimal"])
+        if "$tuple" in value:
+            return tuple(_untagged(v) for v in value["$tuple"])
+        return {_untagged(k): _untagged(v) for k, v in value["$map"]}
+    return value
+
+
+def _signal_fields(sig: Signal) -> list[Any]:
+    return [
+        sig.code.value,
+        sig.lots,
+        sig.th,
+        sig.en,
+        sig.numbers,
+        sig.weight,
+        sig.event_id,
+        sig.farmer,
+        sig.season,
+    ]
+
+
+def _signal_of(fields: list[Any]) -> Signal:
+    code, lots, th, en, numbers, weight, event_id, farmer, season = fields
+    return Signal(RiskCode(code), lots, th, en, numbers, weight, event_id, farmer, season)
+
+
+def population_to_json(population: Population) -> str:
+    """``population`` as JSON text (:func:`population_from_json` reads it back equal)."""
+    a = population.anomaly
+    value = {
+        "photo_signals": [_signal_fields(s) for s in population.photo_signals],
+        "unusual_signals": [_signal_fields(s) for s in population.unusual_signals],
+        "anomaly": [a.groups, a.scores, a.forest],
+        "harvest_lots": population.harvest_lots,
+        "crop_models": {
+            crop: [m.prior.mu, m.prior.sigma, m.centre, m.tau, m.sigma]
+            for crop, m in population.crop_models.items()
+        },
+        "group_levels": population.group_levels,
+    }
+    return json.dumps(_tagged(value), separators=(",", ":"), allow_nan=True)
+
+
+def population_from_json(text: str) -> Population:
+    value = _untagged(json.loads(text))
+    groups, scores, forest = value["anomaly"]
+    return Population(
+        tuple(_signal_of(f) for f in value["photo_signals"]),
+        tuple(_signal_of(f) for f in value["unusual_signals"]),
+        AnomalyModel(groups, scores, forest),
+        value["harvest_lots"],
+        {
+            crop: CropModel(Prior(mu, prior_sigma), centre, tau, sigma)
+            for crop, (mu, prior_sigma, centre, tau, sigma) in value["crop_models"].items()
+        },
+        value["group_levels"],
+    )

@@ -87,12 +87,17 @@ class CropModel:
 
 def shrink(values: Sequence[float], model: CropModel) -> Expectation:
     """The expected log-yield of a new record of a group whose other records are ``values``."""
-    n, tau, sigma = len(values), model.tau, model.sigma
+    return shrink_median(len(values), statistics.median(values) if values else 0.0, model)
+
+
+def shrink_median(n: int, median: float, model: CropModel) -> Expectation:
+    """:func:`shrink` of ``n`` records whose median is ``median``: all it reads of them."""
+    tau, sigma = model.tau, model.sigma
     if n == 0:
         return Expectation(model.centre, math.sqrt(sigma**2 + tau**2), 0, 0.0)
     sampling = MEDIAN_VARIANCE * sigma**2 / n
     weight = tau**2 / (tau**2 + sampling)
-    level = weight * statistics.median(values) + (1 - weight) * model.centre
+    level = weight * median + (1 - weight) * model.centre
     level_variance = 1 / (1 / tau**2 + 1 / sampling)
     return Expectation(level, math.sqrt(sigma**2 + level_variance), n, weight)
 

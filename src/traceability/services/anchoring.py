@@ -482,18 +482,27 @@ def stall_message(head: int, stalled_s: float) -> str:
     )
 
 
-def run_forever(anchorer: Anchorer, *, interval_s: float, stop: Callable[[], bool]) -> None:
+def run_forever(
+    anchorer: Anchorer,
+    *,
+    interval_s: float,
+    stop: Callable[[], bool],
+    watch: Callable[[], None] | None = None,
+) -> None:
     """The worker loop: full batches as soon as batch_max events wait, and again at once while they keep
     waiting (sustained throughput needs no pause between passes); a partial batch every interval_s.
 
     Each pass tries to claim: a full batch at any time, a partial one once interval_s has passed since the
     last claim. The claim itself says whether enough events wait (no count of the pending events first:
-    on a large backlog that count costs as much as a claim)."""
+    on a large backlog that count costs as much as a claim). ``watch`` is called before each pass (the
+    signer's balance check, which limits itself to once an interval)."""
     last_claim = 0.0
     try:
         while not stop():
             busy = False
             try:
+                if watch is not None:
+                    watch()
                 interval_due = time.monotonic() - last_claim >= interval_s
                 # No wait for a receipt while the window has room: the next batch is built meanwhile.
                 if anchorer.step(partial=interval_due, wait=False):

@@ -42,7 +42,7 @@ from traceability.services.bench_load import (
     recorded_events_per_s,
     wait_anchored,
 )
-from traceability.services.bench_rss import rss_under_load
+from traceability.services.bench_rss import FARMERS_PER_CLIENT, rss_under_load
 from traceability.services.parties import enrol_authority, enrol_farmer
 from traceability.services.runtime import make_web3
 from traceability.store import models
@@ -203,6 +203,7 @@ class BenchOptions:
     lineages: tuple[int, ...] = (10, 100, 1000)
     rss_events: int = 1_000_000
     rss_sample_every: int = 100_000
+    rss_farmers_per_client: int = FARMERS_PER_CLIENT
 
 
 def run_bench(
@@ -258,6 +259,7 @@ def run_bench(
                     clients=o.load_clients,
                     events=o.rss_events,
                     sample_every=o.rss_sample_every,
+                    farmers_per_client=o.rss_farmers_per_client,
                     block_time_s=o.block_time_s,
                     progress=progress,
                 )
@@ -331,10 +333,21 @@ def format_table(report: dict[str, Any]) -> list[str]:
             )
     if "rss_mb" in report:
         events = report["rss"]["events"]
-        lines.append(f"resident memory (MB) while {events} events are recorded and anchored:")
+        farmers = report["rss"].get("farmers")
+        lines.append(
+            f"resident memory (MB) while {events} events of {farmers} farmers are recorded and anchored:"
+        )
         lines.append(f"  {'at':<32} {'events':>9} {'serve':>8} {'worker':>8}")
         for row in report["rss_samples"]:
             lines.append(f"  {row['at']:<32} {row['events']:>9} {row['serve']:>8.1f} {row['worker']:>8.1f}")
+        peak = report["rss"].get("peak_mb")
+        if peak:
+            lines.append(
+                f"  highest, read every 0.5 s: serve {peak['serve']:.1f}, worker {peak['worker']:.1f}; "
+                f"origin-risk learning {peak['risk_learn']:.1f} "
+                f"({report['rss']['risk_learnings_seen']} runs, "
+                "each a process of its own)"
+            )
     if "bench_seconds" in report:
         lines.append(
             "seconds per part: " + ", ".join(f"{k} {v:g}" for k, v in report["bench_seconds"].items())

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -72,7 +72,7 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """``pid``'s children and theirs (a server that forks workers is measured whole)."""
     found: list[int] = []
     try:
@@ -85,13 +85,15 @@ def _descendants(pid: int) -> list[int]:
         except OSError:
             continue
         for child in children:
-            found += [child, *_descendants(child)]
+            found += [child, *descendants(child)]
     return found
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB (10^6 bytes), from /proc."""
-    kb = sum(_rss_kb(p) for p in [pid, *_descendants(pid)])
+def rss_mb(pid: int, *, exclude: Collection[int] = ()) -> float:
+    """Resident memory of a process and all its descendants but ``exclude`` (and theirs), in MB (10^6
+    bytes), from /proc."""
+    left_out = {p for e in exclude for p in (e, *descendants(e))}
+    kb = sum(_rss_kb(p) for p in [pid, *descendants(pid)] if p not in left_out)
     return round(kb * 1024 / 1e6, 1)
 
 
@@ -143,10 +145,13 @@ class Deployment:
     """Anvil + TraceRegistry + a seeded database + ``trace serve`` (+ ``trace worker``), torn down on exit.
 
     ``settings`` are extra ``TRACE_*`` variables for the processes (e.g. ``{"TRACE_BATCH_MAX": "1"}``);
-    ``TRACE_*`` variables of the bench's own environment are not passed on, so the rest are defaults."""
+    ``TRACE_*`` variables of the bench's own environment are not passed on, so the rest are defaults. Each
+    client records for ``farmers_per_client`` farmers in turn, a request at a time (a co-operative's
+    members, each signed in); ``members`` lists every farmer, client after client's turn."""
 
     workdir: Path
     clients: int
+    farmers_per_client: int = 1
     database: str = "sqlite"
     postgres_url: str = DEFAULT_POSTGRES_URL
     worker: bool = False
@@ -229,7 +234,8 @@ class Deployment:
         return f"{self.postgres_url}{sep}options=-csearch_path%3D{self._schema}"
 
     def _seed(self) -> None:
-        """One อปท. and one farmer per client, each with two large plots (the bench plants many lots)."""
+        """One อปท. and ``farmers_per_client`` farmers per client, each with two large plots (the bench plants
+        many lots)."""
         sessions = make_sessionmaker(self.db)
         start = datetime.now(UTC) - SEASON
         with transaction(sessions) as s:
@@ -242,7 +248,7 @@ class Deployment:
                 province_th="-",
                 admin_address=Account.from_key(ANVIL_DEV_KEY).address,
             )
-            for n in range(self.clients):
+            for n in range(self.clients * self.farmers_per_client):
                 plots = (f"PLOT-B{n:03d}-1", f"PLOT-B{n:03d}-2")
                 stream = Season(n, plots, start).events()
                 member = BenchFarmer(n, f"F-B{n:03d}", f"089{n:07d}", plots, stream)
@@ -406,20 +412,21 @@ def drive(
     (called under the load's lock: it must be quick)."""
     if duration_s is None and events is None:
         raise ValueError("a duration or a number of events")
-    members = deployment.members
-    quotas: list[int | None] = [None] * len(members) if events is None else _share(events, len(members))
+    clients = [deployment.members[i :: deployment.clients] for i in range(deployment.clients)]
+    quotas: list[int | None] = [None] * len(clients) if events is None else _share(events, len(clients))
     load = Load()
     deadline = time.monotonic() + duration_s if duration_s is not None else float("inf")
     path = "/api/v1/events" if batch == 1 else "/api/v1/events/batch"
 
-    def client(member: BenchFarmer, quota: int | None) -> None:
-        stream = member.stream
-        headers = {"Authorization": f"Bearer {member.token}", "Content-Type": "application/json"}
+    def client(members: list[BenchFarmer], quota: int | None) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", deployment.port, timeout=300)
-        left, failures = quota, 0
+        left, failures, turn = quota, 0, 0
         while time.monotonic() < deadline and (left is None or left > 0) and failures < 5:
+            member = members[turn % len(members)]
+            turn += 1
+            headers = {"Authorization": f"Bearer {member.token}", "Content-Type": "application/json"}
             take = batch if left is None else min(batch, left)
-            items = [next(stream) for _ in range(take)]
+            items = [next(member.stream) for _ in range(take)]
             body = items[0] if batch == 1 else '{"events":[' + ",".join(items) + "]}"
             if left is not None:
                 left -= take
@@ -446,7 +453,7 @@ def drive(
                     on_progress(load.events)
         conn.close()
 
-    threads = [threading.Thread(target=client, args=pair) for pair in zip(members, quotas, strict=True)]
+    threads = [threading.Thread(target=client, args=pair) for pair in zip(clients, quotas, strict=True)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()

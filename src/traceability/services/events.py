@@ -43,8 +43,9 @@ from traceability.domain.ingest import (
 from traceability.domain.states import OutboxStatus, Role
 from traceability.errors import BatchRejected, ChainConflict, InvalidEvent, TraceabilityError
 from traceability.services.identity import ensure_id_base
+from traceability.services.observability import count_recorded
 from traceability.store import models
-from traceability.store.repository import Repository
+from traceability.store.repository import Repository, risk_fact_row
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ def write_planned(session: Session, plan: Plan) -> list[RecordedEvent]:
     accepted = [o for o in plan.outcomes if isinstance(o, Accepted)]
     if accepted:
         _write(Repository(session), accepted)
+        count_recorded(o.event.kind for o in accepted)
     recorded: list[RecordedEvent] = []
     for outcome in plan.outcomes:
         if isinstance(outcome, Retry):
@@ -256,6 +258,7 @@ def _write(repo: Repository, accepted: Sequence[Accepted]) -> None:
                 {"event_id": a.event.event_id, "status": OutboxStatus.PENDING, "created_at": now}
                 for a in accepted
             ],
+            facts=[row for a in accepted if (row := risk_fact_row(a.event)) is not None],
         )
     except IntegrityError as exc:
         # Another transaction appended to one of these lots (or created one of them) first.

@@ -3,54 +3,50 @@ and the provenance page, at a cost bounded by what the lot's signals compare it 
 
 A lot's risk reads its **scope**: the events of its lineage (the lot and every lot it was packed from), and
 the plantings and harvests of the lots each signal weighs it against: its yield group (same crop, district
-and season), its plot's other lots and its farmer's season of the crop, plus those plots and places. What
-needs more than a scope is the ledger's **population**: the photo pairs (a photo against every other), the
-unusual farmer-seasons (one against all of them) and each crop's yield model (centre and spreads, learned
-from every lot of the crop; the lot's own yield group is always read afresh with its scope).
+and season), its plot's other lots and its farmer's season of the crop, plus those plots and places. The
+peers are read from ``risk_facts``, a few hundred bytes per event written with the event (never a peer's
+body), by indexed queries.
 
-Both read :class:`~traceability.domain.risk.EventFacts`, a few hundred bytes per event that plants,
-harvests, moves produce or carries a photo, kept per database (:class:`LedgerFacts`) and brought up to date
-before each use by reading only the events recorded since (events never change; the outbox's primary key
-says what is new, and ids found missing are looked for again). A request parses the bodies of its lineage's
-events and of what was recorded since the last reading, never a peer's; a learning parses none.
+What needs more than a scope is the ledger's **population**: the photo pairs (a photo against every other),
+the unusual farmer-seasons (one against all of them) and each crop's yield model (centre and spreads, learned
+from every lot of the crop; the lot's own yield group is always read afresh with its scope). It is learned
+from every risk fact by :func:`learn_and_store`, which keeps it in ``risk_populations``:
 
-When the population is learned, and what an answer may lag by:
+* the leading ``trace worker`` runs it (as ``trace risk-learn``, a process of its own at low priority, so
+  that neither the worker nor a server ever holds the whole ledger's facts) whenever the ledger has changed
+  and the stored population is at least :data:`POPULATION_TTL_S` seconds old; an operator may run it too;
+* a server reads the stored population (one primary-key query per question says whether it is new) and
+  learns one itself only when none is stored yet (a fresh ledger, before the worker's first learning).
 
-* the first time a process is asked about a database, synchronously (it then reads every body once: about
-  7 s of CPU at 100,000 events);
-* afterwards, when the ledger has changed and the last learning is at least :data:`POPULATION_TTL_S`
-  seconds old, **in a background thread** while requests go on with the last population: a new photo, a
-  new farmer-season's pattern or a crop's new yield model shows in answers within that TTL plus one
-  learning (about a second of CPU at 100,000 events); everything read from the scope is seen at once;
-* scoped assessments are kept while the ledger and the population are unchanged (one query on primary keys
-  says whether the ledger is), and parsed events while recently read (lots of one group share peers).
-
-Bounded: every cache is an LRU of fixed size; a request reads its scope and what is new, and never learns
-the population (but for a process's first); a learning holds the facts and one population. Not bounded: the
-facts themselves, linear in the ledger's produce events (about 50 MB at 100,000 events, where parsing them
-all once took 760 MB), and the scope, linear in the size of a yield group.
+So a new photo, a new farmer-season's pattern or a crop's new yield model shows in answers within that TTL
+plus one learning; everything read from the scope is seen at once. Scoped assessments are kept while the
+ledger and the population are unchanged, parsed events while recently read (lots of one group share peers).
+Bounded: every cache is an LRU of fixed size; a request reads its scope, linear in the size of a yield group.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import time
-import uuid
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from traceability.domain.events import Cooling, Grading, Harvest, Packing, Planting, Transport
 from traceability.domain.lineage import LedgerEntry
 from traceability.domain.risk import (
-    EventFacts,
+    DEFAULT_SETTINGS,
+    RISK_KINDS,
+    GroupKey,
     LotRisk,
     PlotFact,
     Population,
@@ -59,35 +55,32 @@ from traceability.domain.risk import (
     RiskSettings,
     assess,
     canonical_crop,
-    event_facts,
     named_codes,
+    population_from_json,
     population_of,
+    population_to_json,
     season_of,
 )
 from traceability.services.history import parsed_event
 from traceability.services.photos import photo_hashes
 from traceability.store import models
+from traceability.store.database import transaction
+from traceability.store.models import utcnow
 from traceability.store.repository import Repository
 
 log = logging.getLogger(__name__)
 
 POPULATION_TTL_S: Final = 60.0
+"""How old the stored population may be, while the ledger changes, before the worker learns it again."""
+DEFAULT_POPULATION: Final = "default"
+"""The stored population's key: learned with the default settings (others are learned by their process)."""
 CACHE_ENTRIES: Final = 256
 """Entries per cache: scoped assessments, populations (one per database and settings)."""
-LEDGERS: Final = 4
-"""Databases whose facts are kept (tens of megabytes each at 100,000 events): a server reads one."""
-GAP_HORIZON_S: Final = 600.0
-"""How long an outbox id missing below the highest read is looked for again: a recording's transaction
-(a few queries) is committed or rolled back well within it; a rolled-back one leaves its id missing."""
 QUEUE_CHUNK: Final = 512
 """Lots of an officer's queue assessed together (with their lineages: a few thousand events)."""
 PARSED_EVENTS: Final = 4096
 """Parsed events kept (a few kilobytes each): lots of one yield group share their peers' events."""
 _NO_FILES: Final = Path("/nonexistent/evidence")
-RISK_KINDS: Final = ("planting", "harvest", "cooling", "grading", "packing", "transport")
-"""Certifications and revocations say nothing about where produce came from."""
-POPULATION_KINDS: Final = ("planting", "harvest", "transport")
-"""Kinds whose every event the population reads; the other :data:`RISK_KINDS` only when they carry photos."""
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
@@ -123,141 +116,32 @@ class Lru(Generic[_K, _V]):
             self._entries.clear()
 
 
-class LedgerFacts:
-    """The facts of every produce event of one database, kept in ledger order and brought up to date from
-    what was recorded since the last reading. The highest outbox id read, and the ids missing below it (a
-    recording not yet committed when read; looked for again for :data:`GAP_HORIZON_S`), say what is new;
-    photos whose hash was not known yet are asked for again at each reading. Read and used under
-    :attr:`lock`."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.lock = threading.Lock()
-        self._clock = clock
-        self._facts: dict[tuple[datetime, uuid.UUID], EventFacts] = {}
-        self._ordered: list[EventFacts] | None = []
-        self._yields: dict[str, list[EventFacts]] = defaultdict(list)  # lot → its plantings and harvests
-        self._planted: dict[tuple[str, str, str], set[str]] = defaultdict(set)  # (plot, crop, season) → lots
-        self._seen = 0
-        self._gaps: dict[int, float] = {}  # outbox id → when it was first found missing
-        self.photos: dict[str, int] = {}
-        self._unhashed: set[str] = set()
-
-    def read(self, session: Session, evidence_dir: Path | None) -> None:
-        """Read what was recorded since the last reading."""
-        repo = Repository(session)
-        now = self._clock()
-        self._gaps = {i: t for i, t in self._gaps.items() if now - t < GAP_HORIZON_S}
-        gaps = sorted(self._gaps)
-        seen = set(repo.risk_recorded_ids(self._seen, gaps))
-        shas: set[str] = set(self._unhashed)
-        if seen:
-            self._read_events(repo, gaps, seen, shas)
-        # Without an evidence directory only hashes already stored are read (none is computed from a file).
-        found = photo_hashes(session, evidence_dir or _NO_FILES, sorted(shas)) if shas else {}
-        self.photos.update(found)
-        self._unhashed = shas - found.keys()
-
-    def _read_events(self, repo: Repository, gaps: list[int], seen: set[int], shas: set[str]) -> None:
-        now = self._clock()
-        photo_kinds = [k for k in RISK_KINDS if k not in POPULATION_KINDS]
-        for outbox_id, row in repo.risk_recorded_events(self._seen, gaps, POPULATION_KINDS, photo_kinds):
-            seen.add(outbox_id)  # committed since the ids were read
-            event = parsed_event(row)
-            facts = event_facts(event) if event is not None else None
-            if facts is not None and (row.event_time, row.id) not in self._facts:
-                self._facts[(row.event_time, row.id)] = facts
-                if facts.planted is not None or facts.harvested is not None:
-                    self._yields[facts.lots[0]].append(facts)
-                if facts.planted is not None:
-                    crop, plot, _ = facts.planted
-                    season = season_of(facts.event_time)
-                    self._planted[(plot, canonical_crop(crop), season)].add(facts.lots[0])
-                shas.update(facts.evidence)
-        for i in seen:
-            self._gaps.pop(i, None)
-        top = max(seen)
-        low = self._seen + 1 if self._seen else min(seen)
-        self._gaps.update((i, now) for i in range(low, top) if i not in seen)
-        self._seen = max(self._seen, top)
-        self._ordered = None
-
-    def holds(self, newest: int | None) -> bool:
-        """Whether nothing recorded up to outbox id ``newest`` can be missing (no id found missing is still
-        awaited, no photo's hash)."""
-        return not self._gaps and not self._unhashed and (newest or 0) <= self._seen
-
-    def facts(self) -> list[EventFacts]:
-        """Every fact, in the ledger's order (event time, then id), as ``Repository.events_of_kinds``."""
-        if self._ordered is None:
-            self._ordered = [self._facts[k] for k in sorted(self._facts)]
-        return self._ordered
-
-    def planted_on(self, plots: Iterable[str], crop: str, season: str) -> set[str]:
-        """The lots of ``crop`` (canonical) planted on ``plots`` in ``season``."""
-        return {lot for plot in plots for lot in self._planted.get((plot, crop, season), ())}
-
-    def yield_facts(self, lots: Iterable[str]) -> list[EventFacts]:
-        """The plantings and harvests of ``lots``."""
-        return [f for lot in sorted(set(lots)) for f in self._yields.get(lot, ())]
-
-
 @dataclass
 class RiskCaches:
-    """What one process keeps between requests (tests make their own, with their own clock). With
-    ``background``, a population older than its TTL is learned again in a thread while requests go on with
-    the last one (the process-wide :data:`CACHES`); without, in the request that finds it old."""
+    """What one process keeps between requests (tests make their own, with their own clock)."""
 
     clock: Callable[[], float] = time.monotonic
     population_ttl_s: float = POPULATION_TTL_S
     size: int = CACHE_ENTRIES
     parsed_events: int = PARSED_EVENTS
-    background: bool = False
     events: Lru[Hashable, LedgerEntry] = field(init=False)
-    populations: Lru[Hashable, tuple[tuple[Any, ...], float, Population]] = field(init=False)
-    ledgers: Lru[Hashable, LedgerFacts] = field(init=False)
+    populations: Lru[Hashable, tuple[Any, float, Population]] = field(init=False)
     assessments: Lru[Hashable, tuple[tuple[Any, ...], Population, RiskAssessment]] = field(init=False)
     learnings: int = field(init=False, default=0)
-    _learners: dict[Hashable, threading.Thread] = field(init=False, default_factory=dict)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    """Populations this process learned (a server: only when none was stored)."""
 
     def __post_init__(self) -> None:
         self.events = Lru(self.parsed_events)
         self.populations = Lru(self.size)
-        self.ledgers = Lru(LEDGERS)
         self.assessments = Lru(self.size)
-
-    def ledger_facts(self, database: str) -> LedgerFacts:
-        with self._lock:
-            found = self.ledgers.get(database)
-            if found is None:
-                found = LedgerFacts(self.clock)
-                self.ledgers.put(database, found)
-            return found
-
-    def learn_later(self, key: Hashable, learn: Callable[[], None]) -> None:
-        """Run ``learn`` in a thread unless one is already learning ``key``."""
-        with self._lock:
-            running = self._learners.get(key)
-            if running is not None and running.is_alive():
-                return
-            thread = threading.Thread(target=learn, name="risk-population", daemon=True)
-            self._learners[key] = thread
-        thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the populations being learned in the background."""
-        with self._lock:
-            threads = list(self._learners.values())
-        for thread in threads:
-            thread.join(timeout)
 
     def clear(self) -> None:
         self.events.clear()
-        for cache in (self.populations, self.ledgers, self.assessments):
+        for cache in (self.populations, self.assessments):
             cache.clear()
 
 
-CACHES = RiskCaches(background=True)
+CACHES = RiskCaches()
 
 
 def _database(session: Session) -> str:
@@ -330,11 +214,19 @@ class RiskScope:
     crops: frozenset[str]
 
 
-def risk_scope(session: Session, lots: Iterable[str], *, caches: RiskCaches = CACHES) -> RiskScope:
+def risk_scope(
+    session: Session,
+    lots: Iterable[str],
+    *,
+    large_groups: Collection[GroupKey] = frozenset(),
+    caches: RiskCaches = CACHES,
+) -> RiskScope:
     """What the signals on ``lots`` read: for each harvest lot among them, the lots of its crop planted in
     its season in its district or on its farmer's plots (its yield group, its plot's other lots and its
-    farmer's season): one query for the plantings asked about and one for the plots per distinct
-    (district, farmer); the lots planted on those plots come from the ledger's facts, up to date."""
+    farmer's season): one query for the plantings asked about, one for the plots per distinct
+    (district, farmer) and one for the lots planted on them per (crop, season, district, farmer). A yield
+    group among ``large_groups`` (the population's :attr:`~Population.group_levels`) is not read: its
+    records and median come from the population."""
     repo = Repository(session)
     asked = frozenset(lots)
     plantings = repo.risk_plantings(sorted(asked))
@@ -344,14 +236,18 @@ def risk_scope(session: Session, lots: Iterable[str], *, caches: RiskCaches = CA
         (canonical_crop(crop), season_of(planted), district, farmer)
         for _, crop, farmer, district, planted in plantings
     }
-    plots = {(d, f): repo.risk_peer_plots(d, f) for d, f in sorted({(d, f) for _, _, d, f in keys})}
-    ledger = _read_facts(session, None, caches)
-    with ledger.lock:
-        peers = {
-            lot
-            for crop, season, district, farmer in keys
-            for lot in ledger.planted_on(plots[(district, farmer)], crop, season)
-        }
+    wanted = {
+        (crop, season, district if (crop, district, season) not in large_groups else None, farmer)
+        for crop, season, district, farmer in keys
+    }
+    plots = {
+        (d, f): repo.risk_peer_plots(d, f) for d, f in sorted({(d, f) for _, _, d, f in wanted}, key=str)
+    }
+    peers = {
+        lot
+        for crop, season, district, farmer in sorted(wanted, key=str)
+        for lot in repo.risk_planted_lots(plots[(district, farmer)], crop, season)
+    }
     return RiskScope(
         asked,
         frozenset(peers - asked),
@@ -364,14 +260,11 @@ def scoped_ledger(
     session: Session, scope: RiskScope, evidence_dir: Path | None = None, *, caches: RiskCaches = CACHES
 ) -> RiskLedger:
     """The scope as the signals read it: every produce event of its lots, the facts of its peers' plantings
-    and harvests (from the ledger's facts, brought up to date first: no peer's body is parsed in a request),
-    the plots they name and their farmers' other plots, the places they name. No photos: photo pairs are the
-    population's."""
+    and harvests (``risk_facts``: no peer's body is parsed), the plots they name and their farmers' other
+    plots, the places they name. No photos: photo pairs are the population's."""
     repo = Repository(session)
     entries = _entries(repo.risk_events(sorted(scope.lots), RISK_KINDS), caches)
-    ledger = _read_facts(session, evidence_dir, caches)
-    with ledger.lock:
-        peers = ledger.yield_facts(scope.peers)
+    peers = repo.risk_yield_facts(sorted(scope.peers))
     codes = {code for entry in entries for code in named_codes(entry.event)}
     codes.update(code for f in peers for code in f.codes)
     plots, places = _plots_and_places(
@@ -383,35 +276,71 @@ def scoped_ledger(
 # --- what needs more than a scope --------------------------------------------------------------------------
 
 
-def _read_facts(session: Session, evidence_dir: Path | None, caches: RiskCaches) -> LedgerFacts:
-    """The ledger's facts, up to date. Read (when the newest outbox id says something is new) in a session
-    of their own where the bind allows, committed (photo hashes computed from stored originals are kept), so
-    that they hold only committed events: a caller's transaction that recorded events and then rolls back
-    must not leave its events among them. One thread reads at a time: requests that find the facts up to
-    date take no second connection."""
-    ledger = caches.ledger_facts(_database(session))
-    newest = Repository(session).risk_newest_recorded()
-    bind = session.get_bind()
-    with ledger.lock:
-        if not ledger.holds(newest) and isinstance(bind, Engine):
-            with Session(bind) as own, own.begin():
-                ledger.read(own, evidence_dir)
-        elif not ledger.holds(newest):
-            ledger.read(session, evidence_dir)
-    return ledger
-
-
-def _learn(
-    session: Session, evidence_dir: Path | None, settings: RiskSettings | None, caches: RiskCaches
+def learn_population(
+    session: Session, evidence_dir: Path | None, *, settings: RiskSettings | None = None
 ) -> Population:
-    """The population of the ledger ``session`` reads: its facts brought up to date, then learned."""
+    """The population of the whole ledger, learned from every risk fact (streamed from the table), every
+    plot and place, and the hashes of the photos the facts name (computed from stored originals where
+    ``evidence_dir`` holds them and no hash is stored yet)."""
     repo = Repository(session)
-    ledger = _read_facts(session, evidence_dir, caches)
-    with ledger.lock:
-        facts, photos = ledger.facts(), dict(ledger.photos)
+    facts = list(repo.risk_all_facts())
+    shas = sorted({sha for f in facts for sha in f.evidence})
+    photos = photo_hashes(session, evidence_dir or _NO_FILES, shas) if shas else {}
     plots, places = _plots_and_places(repo.plot_facts(), repo.place_coordinates())
-    caches.learnings += 1
     return population_of(facts, plots, places, photos, settings=settings)
+
+
+def _version_text(version: tuple[Any, ...]) -> str:
+    return json.dumps([None if v is None else str(v) for v in version])
+
+
+def learn_and_store(session: Session, evidence_dir: Path | None) -> tuple[tuple[str, datetime], Population]:
+    """Learn the population (default settings) at the ledger's present version and store it in place of the
+    last one, in the caller's transaction. The version is read first: a recording committed while the facts
+    are read makes the stored version older than what was learned, never newer (the next check learns
+    again). Returns (version, learned at), as :meth:`Repository.stored_population_stamp` reads them, and
+    the population."""
+    repo = Repository(session)
+    stamp = (_version_text(repo.risk_ledger_version()), utcnow())
+    population = learn_population(session, evidence_dir)
+    repo.store_population(DEFAULT_POPULATION, *stamp, population_to_json(population))
+    return stamp, population
+
+
+def relearn(sessions: sessionmaker[Session], evidence_dir: Path | None) -> Population:
+    """:func:`learn_and_store` in a transaction of its own (``trace risk-learn``)."""
+    with transaction(sessions) as session:
+        return learn_and_store(session, evidence_dir)[1]
+
+
+@dataclass(frozen=True)
+class PopulationState:
+    """Whether the stored population is missing or behind the ledger, and how old it is."""
+
+    stored: bool
+    current: bool
+    age_s: float
+
+    def due(self, ttl_s: float) -> bool:
+        """Whether the population should be learned again now."""
+        return not self.stored or (not self.current and self.age_s >= ttl_s)
+
+
+def population_state(session: Session) -> PopulationState:
+    repo = Repository(session)
+    found = repo.stored_population_stamp(DEFAULT_POPULATION)
+    if found is None:
+        return PopulationState(False, False, math.inf)
+    version, learned_at = found
+    age = (utcnow() - learned_at).total_seconds()
+    return PopulationState(True, version == _version_text(repo.risk_ledger_version()), age)
+
+
+def population_due(sessions: sessionmaker[Session], ttl_s: float = POPULATION_TTL_S) -> bool:
+    """Whether the stored population should be learned again now: none is stored, or the ledger has changed
+    since and it is at least ``ttl_s`` old."""
+    with transaction(sessions) as session:
+        return population_state(session).due(ttl_s)
 
 
 def ledger_population(
@@ -422,40 +351,50 @@ def ledger_population(
     settings: RiskSettings | None = None,
     caches: RiskCaches = CACHES,
 ) -> Population:
-    """The photo pairs, unusual farmer-seasons and crop models of the whole ledger at ``version``: kept while
-    the ledger is unchanged, and while it changes learned again once the last learning is ``population_ttl_s``
-    old (in the background, the last one answering meanwhile, when ``caches.background``)."""
-    key = (_database(session), settings)
-    found = caches.populations.get(key)
-    now = caches.clock()
-    if found is not None and (found[0] == version or now - found[1] < caches.population_ttl_s):
-        return found[2]
-    bind = session.get_bind()
-    if found is not None and caches.background and isinstance(bind, Engine):
-        caches.learn_later(key, lambda: _learn_apart(bind, key, evidence_dir, settings, caches))
-        return found[2]
-    population = _learn(session, evidence_dir, settings, caches)
-    caches.populations.put(key, (version, now, population))
+    """The photo pairs, unusual farmer-seasons and crop models of the whole ledger: the stored one (read
+    again only when a newer one was stored), or, when none is stored yet, learned here and stored. With
+    other than the default settings, learned by this process and kept while the ledger is unchanged or for
+    ``population_ttl_s``."""
+    database = _database(session)
+    if settings is not None and settings != DEFAULT_SETTINGS:
+        key = (database, settings)
+        found = caches.populations.get(key)
+        now = caches.clock()
+        if found is not None and (found[0] == version or now - found[1] < caches.population_ttl_s):
+            return found[2]
+        population = learn_population(session, evidence_dir, settings=settings)
+        caches.learnings += 1
+        caches.populations.put(key, (version, now, population))
+        return population
+    stored_key = (database, DEFAULT_POPULATION)
+    repo = Repository(session)
+    stamp = repo.stored_population_stamp(DEFAULT_POPULATION)
+    kept = caches.populations.get(stored_key)
+    if stamp is not None and kept is not None and kept[0] == stamp:
+        return kept[2]
+    if stamp is not None:
+        stored = repo.stored_population(DEFAULT_POPULATION)
+        if stored is not None:
+            version_text, learned_at, body = stored
+            population = population_from_json(body)
+            caches.populations.put(stored_key, ((version_text, learned_at), 0.0, population))
+            return population
+    stamp, population = _learn_first(session, evidence_dir, caches)
+    caches.populations.put(stored_key, (stamp, 0.0, population))
     return population
 
 
-def _learn_apart(
-    engine: Engine,
-    key: Hashable,
-    evidence_dir: Path | None,
-    settings: RiskSettings | None,
-    caches: RiskCaches,
-) -> None:
-    """Learn the population in a session of its own, committed like a worker's pass (photo hashes computed
-    from stored originals are kept), and put it in place of the last one."""
-    try:
-        with Session(engine) as session, session.begin():
-            now = caches.clock()
-            version = Repository(session).risk_ledger_version()
-            population = _learn(session, evidence_dir, settings, caches)
-        caches.populations.put(key, (version, now, population))
-    except Exception:  # the next request past the TTL tries again; answers keep the last population
-        log.exception("learning the origin-risk population failed")
+def _learn_first(
+    session: Session, evidence_dir: Path | None, caches: RiskCaches
+) -> tuple[tuple[str, datetime], Population]:
+    """No population stored yet: learn it here and store it, in a session of its own where the bind allows
+    (committed: the caller's transaction may be a reading one, or roll back)."""
+    bind = session.get_bind()
+    caches.learnings += 1
+    if isinstance(bind, Engine):
+        with Session(bind) as own, own.begin():
+            return learn_and_store(own, evidence_dir)
+    return learn_and_store(session, evidence_dir)
 
 
 # --- answers -----------------------------------------------------------------------------------------------
@@ -470,7 +409,8 @@ def scoped_assessment(
     caches: RiskCaches = CACHES,
 ) -> RiskAssessment:
     """The signals on ``lots`` (whole lineages) as the whole ledger gives them, read from their scope and
-    kept while neither the ledger nor the population learned from it changes."""
+    kept while neither the ledger nor the population learned from it changes (only what concerns ``lots``:
+    their peers' expectations and the signals on peers alone are dropped)."""
     asked = frozenset(lots)
     version = Repository(session).risk_ledger_version()
     population = ledger_population(session, evidence_dir, version, settings=settings, caches=caches)
@@ -478,14 +418,14 @@ def scoped_assessment(
     found = caches.assessments.get(key)
     if found is not None and found[0] == version and found[1] is population:
         return found[2]
-    scope = risk_scope(session, asked, caches=caches)
+    scope = risk_scope(session, asked, large_groups=population.group_levels.keys(), caches=caches)
     models = {crop: population.crop_models[crop] for crop in scope.crops if crop in population.crop_models}
     assessment = assess(
         scoped_ledger(session, scope, evidence_dir, caches=caches),
         settings=settings,
         population=population,
         crop_models=models,
-    )
+    ).about(asked)
     caches.assessments.put(key, (version, population, assessment))
     return assessment
 

@@ -450,3 +450,48 @@ class PhotoHash(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     phash: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RiskFact(Base):
+    """What origin risk reads of one recorded event (``domain.risk.EventFacts``), written with the event in
+    the same transaction, so that a lot's risk reads its peers' plantings and harvests by SQL and the
+    population is learned without parsing a body. Only events the signals read have one: plantings,
+    harvests, transports and any event carrying photos. Never updated. Decimals are kept as their text
+    (a declared rai or a harvest's kilograms read back exactly as recorded); lists as JSON arrays."""
+
+    __tablename__ = "risk_facts"
+    __table_args__ = (
+        Index("ix_risk_facts_planted", "plot", "crop_key", "season"),
+        Index("ix_risk_facts_lot_code", "lot_code"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(40))
+    lot_code: Mapped[str] = mapped_column(String(20))  # the first lot it touches
+    lots: Mapped[str] = mapped_column(Text)  # JSON: every lot it touches
+    codes: Mapped[str] = mapped_column(Text)  # JSON: the places and plots it names
+    evidence: Mapped[str | None] = mapped_column(Text)  # JSON: its photos' SHA-256, when it has any
+    crop: Mapped[str | None] = mapped_column(String(40))  # a planting's crop as recorded
+    crop_key: Mapped[str | None] = mapped_column(String(40))  # ... and as the signals group it
+    plot: Mapped[str | None] = mapped_column(String(40))
+    area_rai: Mapped[str | None] = mapped_column(String(40))
+    season: Mapped[str | None] = mapped_column(String(12))  # a planting's season (``domain.risk.season_of``)
+    kg: Mapped[str | None] = mapped_column(String(40))  # a harvest's kilograms
+    leg: Mapped[str | None] = mapped_column(String(8))  # a transport's leg, source, destination
+    source: Mapped[str | None] = mapped_column(String(40))
+    destination: Mapped[str | None] = mapped_column(String(40))
+
+
+class RiskPopulation(Base):
+    """The origin-risk population (``domain.risk.Population``: photo pairs, unusual farmer-seasons, crop
+    models) last learned from the whole ledger, as JSON, with the ledger version it was learned at. The
+    leading worker learns it (``trace risk-learn``); servers read it. One row per settings key."""
+
+    __tablename__ = "risk_populations"
+
+    settings: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    learned_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar, cast
 
@@ -20,10 +22,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
+from traceability.domain.events import Event as DomainEvent
 from traceability.domain.ingest import LotFacts, PlotFacts, PriorEvent
+from traceability.domain.risk import RISK_KINDS, EventFacts, canonical_crop, event_facts, season_of
 from traceability.domain.states import BatchStatus, ChainOpStatus, LotRole, OutboxStatus
 from traceability.store.models import (
     Authority,
@@ -42,6 +48,8 @@ from traceability.store.models import (
     Officer,
     Outbox,
     Plot,
+    RiskFact,
+    RiskPopulation,
     utcnow,
 )
 
@@ -457,38 +465,78 @@ class Repository:
             select(Lot).where(Lot.authority_id == authority_id).order_by(Lot.created_at, Lot.code)
         ).all()
 
-    def _risk_recorded(self, after: int, gaps: Sequence[int]) -> list[Any]:
-        """Outbox rows above ``after`` or among ``gaps``, as conditions of a few queries (IN lists cut)."""
-        return [Outbox.id > after] + [
-            Outbox.id.in_(list(gaps[start : start + self.RISK_CHUNK]))
-            for start in range(0, len(gaps), self.RISK_CHUNK)
-        ]
+    def insert_risk_facts(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Risk facts (:func:`risk_fact_row`) of events already written in this transaction."""
+        if rows:
+            self.session.flush()
+            self.session.connection().execute(insert(cast(Table, RiskFact.__table__)), list(rows))
 
-    def risk_newest_recorded(self) -> int | None:
-        """The highest outbox id: one per event, so it changes whenever one is recorded."""
-        return self.session.scalar(select(func.max(Outbox.id)))
+    def risk_planted_lots(self, plots: Sequence[str], crop_key: str, season: str) -> set[str]:
+        """The lots of ``crop_key`` (canonical) planted on ``plots`` in ``season``."""
+        found: set[str] = set()
+        for some in _chunks(plots, self.RISK_CHUNK):
+            found.update(
+                self.session.scalars(
+                    select(RiskFact.lot_code).where(
+                        RiskFact.plot.in_(some),
+                        RiskFact.crop_key == crop_key,
+                        RiskFact.season == season,
+                        RiskFact.kind == "planting",
+                    )
+                )
+            )
+        return found
 
-    def risk_recorded_ids(self, after: int, gaps: Sequence[int]) -> list[int]:
-        """The outbox ids (one per event) above ``after`` or among ``gaps`` (ids a reader found missing below
-        ``after``: a transaction still open then, or rolled back): what was recorded since it last looked.
-        Led by the outbox's primary key, so the cost is what is new, not the ledger."""
-        ids: list[int] = []
-        for new in self._risk_recorded(after, gaps):
-            ids += self.session.scalars(select(Outbox.id).where(new)).all()
-        return ids
+    def risk_yield_facts(self, lots: Sequence[str]) -> list[EventFacts]:
+        """The facts of the plantings and harvests of ``lots``, by lot, then in the ledger's order."""
+        out: list[EventFacts] = []
+        for some in _chunks(sorted(set(lots)), self.RISK_CHUNK):
+            rows = self.session.execute(
+                _RISK_FACT.where(RiskFact.lot_code.in_(some), RiskFact.kind.in_(("planting", "harvest")))
+            ).all()
+            out += [facts_of_row(row) for row in rows]
+        return sorted(out, key=lambda f: (f.lots[0], f.event_time, uuid.UUID(f.event_id)))
 
-    def risk_recorded_events(
-        self, after: int, gaps: Sequence[int], kinds: Sequence[str], photo_kinds: Sequence[str]
-    ) -> Iterator[tuple[int, Event]]:
-        """Among the events :meth:`risk_recorded_ids` names, those of ``kinds`` and those of ``photo_kinds``
-        whose body names evidence, each with its outbox id, streamed (a first reading is the whole ledger)."""
-        wanted = Event.kind.in_(list(kinds)) | (
-            Event.kind.in_(list(photo_kinds)) & Event.body.contains('"tt:evidence"')
+    def risk_all_facts(self) -> Iterator[EventFacts]:
+        """Every risk fact in the ledger's order (event time, then id), streamed: what the population is
+        learned from."""
+        statement = _RISK_FACT.order_by(RiskFact.event_time, RiskFact.event_id)
+        for row in self.session.execute(statement.execution_options(yield_per=2000)):
+            yield facts_of_row(row)
+
+    def stored_population_stamp(self, settings: str) -> tuple[str, datetime] | None:
+        """(version, learned at) of the stored population of ``settings``: whether it is new, without its
+        body."""
+        row = self.session.execute(
+            select(RiskPopulation.version, RiskPopulation.learned_at).where(
+                RiskPopulation.settings == settings
+            )
+        ).one_or_none()
+        return (str(row[0]), row[1]) if row is not None else None
+
+    def stored_population(self, settings: str) -> tuple[str, datetime, str] | None:
+        """(version, learned at, body) of the stored population of ``settings``, as stored now (not as this
+        session may have read it before)."""
+        row = self.session.execute(
+            select(RiskPopulation.version, RiskPopulation.learned_at, RiskPopulation.body).where(
+                RiskPopulation.settings == settings
+            )
+        ).one_or_none()
+        return (str(row[0]), row[1], str(row[2])) if row is not None else None
+
+    def store_population(self, settings: str, version: str, learned_at: datetime, body: str) -> None:
+        """Keep ``body`` as the population of ``settings``, in place of the last one: one upsert, so that two
+        processes storing at once both succeed (the later one's stays)."""
+        values = {"settings": settings, "version": version, "learned_at": learned_at, "body": body}
+        dialect = self.session.get_bind().dialect.name
+        upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = upsert(RiskPopulation).values(**values)
+        self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[RiskPopulation.settings],
+                set_={k: statement.excluded[k] for k in ("version", "learned_at", "body")},
+            )
         )
-        for new in self._risk_recorded(after, gaps):
-            statement = select(Outbox.id, Event).join(Event, Event.id == Outbox.event_id).where(new, wanted)
-            for outbox_id, event in self.session.execute(statement.execution_options(yield_per=500)):
-                yield int(outbox_id), event
 
     # --- snapshot for recording (services/events.py) ----------------------------------------------------
     # Set-based: one statement per question for a whole batch. The statements are built once (the module's
@@ -566,9 +614,11 @@ class Repository:
         events: Sequence[dict[str, Any]],
         links: Sequence[dict[str, Any]],
         outbox: Sequence[dict[str, Any]],
+        facts: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Write a batch's new rows, one statement per table, lots before the events that create them. Rows
-        give every column that has no server-side default.
+        """Write a batch's new rows, one statement per table, lots before the events that create them, the
+        events' risk facts (:func:`risk_fact_row`) after them. Rows give every column that has no
+        server-side default.
 
         On PostgreSQL each table's rows go in one ``COPY ... FROM STDIN`` on the session's own connection, in
         its transaction: psycopg's ``executemany`` would send one (pipelined) INSERT per row, three times the
@@ -578,7 +628,8 @@ class Repository:
         self.session.flush()  # the rows go past the session: whatever it holds must be written first
         connection = self.session.connection()
         copy = connection.dialect.name == "postgresql"
-        for model, rows in ((Lot, lots), (Event, events), (EventLot, links), (Outbox, outbox)):
+        tables = ((Lot, lots), (Event, events), (EventLot, links), (Outbox, outbox), (RiskFact, facts))
+        for model, rows in tables:
             if not rows:
                 continue
             table = cast(Table, model.__table__)
@@ -617,15 +668,16 @@ class Repository:
             out += [(str(c), str(crop), int(f), str(d), t) for c, crop, f, d, t in rows]
         return out
 
-    def risk_peer_plots(self, district: str, farmer_id: int) -> list[str]:
-        """The plots of ``district`` and of the farmer: where the lots a harvest lot is judged with (its
-        yield group, its plot's other lots, its farmer's season) were planted."""
+    def risk_peer_plots(self, district: str | None, farmer_id: int) -> list[str]:
+        """The plots of ``district`` (unless None) and of the farmer: where the lots a harvest lot is judged
+        with (its yield group, its plot's other lots, its farmer's season) were planted."""
+        where = Plot.farmer_id == farmer_id
+        if district is not None:
+            where = where | (Authority.district_th == district)
         return [
             str(code)
             for code in self.session.scalars(
-                select(Plot.code)
-                .join(Authority, Authority.id == Plot.authority_id)
-                .where((Authority.district_th == district) | (Plot.farmer_id == farmer_id))
+                select(Plot.code).join(Authority, Authority.id == Plot.authority_id).where(where)
             ).all()
         ]
 
@@ -781,6 +833,67 @@ _TOKEN_PRINCIPAL = (
     .outerjoin(Officer, Officer.id == AuthToken.officer_id)
     .where(AuthToken.token_hash == bindparam("token_hash"))
 )
+
+
+_RISK_FACT = select(
+    RiskFact.event_id,
+    RiskFact.event_time,
+    RiskFact.actor,
+    RiskFact.lots,
+    RiskFact.codes,
+    RiskFact.evidence,
+    RiskFact.crop,
+    RiskFact.plot,
+    RiskFact.area_rai,
+    RiskFact.kg,
+    RiskFact.leg,
+    RiskFact.source,
+    RiskFact.destination,
+)
+
+
+def risk_fact_row(event: DomainEvent) -> dict[str, Any] | None:
+    """The ``risk_facts`` row of ``event`` (every column), or None when origin risk reads nothing of it."""
+    facts = event_facts(event) if event.kind in RISK_KINDS else None
+    if facts is None:
+        return None
+    crop, plot, area = facts.planted if facts.planted is not None else (None, None, None)
+    leg, source, destination = facts.leg if facts.leg is not None else (None, None, None)
+    return {
+        "event_id": event.event_id,
+        "kind": event.kind,
+        "event_time": facts.event_time,
+        "actor": facts.actor,
+        "lot_code": facts.lots[0],
+        "lots": json.dumps(facts.lots, separators=(",", ":")),
+        "codes": json.dumps(facts.codes, separators=(",", ":")),
+        "evidence": json.dumps(facts.evidence, separators=(",", ":")) if facts.evidence else None,
+        "crop": crop,
+        "crop_key": canonical_crop(crop) if crop is not None else None,
+        "plot": plot,
+        "area_rai": str(area) if area is not None else None,
+        "season": season_of(facts.event_time) if crop is not None else None,
+        "kg": str(facts.harvested) if facts.harvested is not None else None,
+        "leg": leg,
+        "source": source,
+        "destination": destination,
+    }
+
+
+def facts_of_row(row: Any) -> EventFacts:
+    """The :class:`EventFacts` a ``risk_facts`` row (as :data:`_RISK_FACT` selects it) keeps."""
+    (event_id, event_time, actor, lots, codes, evidence, crop, plot, area, kg, leg, source, dest) = row
+    return EventFacts(
+        str(event_id),
+        event_time,
+        actor,
+        tuple(json.loads(lots)),
+        tuple(json.loads(codes)),
+        tuple(json.loads(evidence)) if evidence else (),
+        (crop, plot, Decimal(area)) if crop is not None else None,
+        Decimal(kg) if kg is not None else None,
+        (leg, source, dest) if leg is not None else None,
+    )
 
 
 def _copy_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -1,13 +1,18 @@
-"""The anchoring worker process: one leader at a time, then the anchoring loop."""
+"""The anchoring worker process: one leader at a time, then the anchoring loop (and, beside it, the learning
+of the origin-risk population: ``workers.risk_learner``)."""
 
 from __future__ import annotations
 
 import logging
 import signal
+from functools import partial
 
 from traceability.services.anchoring import Anchorer, AnchorStats, run_forever
 from traceability.services.leader import leadership
+from traceability.services.observability import BalanceWatch
+from traceability.services.risk import population_due
 from traceability.services.runtime import Runtime
+from traceability.workers.risk_learner import RiskLearner
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +26,21 @@ def make_anchorer(rt: Runtime) -> Anchorer:
         confirmations=s.confirmations,
         receipt_timeout_s=s.receipt_timeout_s,
         stuck_tx_s=s.stuck_tx_s,
+    )
+
+
+BALANCE_CHECK_S = 60.0
+"""How often the leading worker reads its signer's balance (and warns while it is below the threshold)."""
+
+
+def balance_watch(rt: Runtime) -> BalanceWatch:
+    address = rt.account.address
+    return BalanceWatch(
+        lambda: int(rt.w3.eth.get_balance(address)),
+        address,
+        rt.settings.min_balance_wei,
+        max(BALANCE_CHECK_S, rt.settings.batch_interval_s),
+        log,
     )
 
 
@@ -51,5 +71,21 @@ def run_worker(rt: Runtime, *, once: bool, timeout_s: float = 600.0) -> AnchorSt
             rt.settings.batch_interval_s,
             anchorer.max_in_flight,
         )
-        run_forever(anchorer, interval_s=rt.settings.batch_interval_s, stop=lambda: stopping)
+        learner = RiskLearner(
+            partial(population_due, rt.sessions),
+            env={
+                "TRACE_DATABASE_URL": rt.settings.effective_database_url,
+                "TRACE_VAR_DIR": str(rt.settings.var_dir.resolve()),
+            },
+        )
+        learner.start()
+        try:
+            run_forever(
+                anchorer,
+                interval_s=rt.settings.batch_interval_s,
+                stop=lambda: stopping,
+                watch=balance_watch(rt),
+            )
+        finally:
+            learner.stop()
         return anchorer.stats
