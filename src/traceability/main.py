@@ -20,7 +20,7 @@ from traceability.api import importer as importer_api
 from traceability.api import lots as lots_api
 from traceability.api.deps import RuntimeDep, SessionDep
 from traceability.api.limits import BodyLimit
-from traceability.api.observability import RequestObservability
+from traceability.api.observability import RequestObservability, UnhandledErrors
 from traceability.api.timing import ServerTiming
 from traceability.config import Settings, get_settings
 from traceability.errors import TraceabilityError
@@ -107,6 +107,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Per app (so per process): rendered provenance pages and the importer API's verdicts.
     app.state.page_cache = PageCache()
     app.state.verify_cache = VerifyCache()
+    # Innermost of ours: a bug's 500 is answered here, so it still passes the middleware added after it.
+    app.add_middleware(UnhandledErrors)
     app.add_middleware(BodyLimit)
     app.add_middleware(ServerTiming)
     # Outermost of ours: every response, a 404, a 413 or the API docs, leaves with the security headers.

@@ -208,6 +208,45 @@ def test_a_sane_incoming_request_id_is_kept_and_anything_else_replaced(flow_app)
     assert "BREW" not in metrics
 
 
+def test_a_bugs_500_still_leaves_with_the_security_headers_a_request_id_and_one_logged_traceback(
+    db, anvil, registry, tmp_path
+) -> None:
+    settings = Settings(var_dir=tmp_path, rpc_url=anvil.rpc_url, database_url=db.url, id_base=ID_BASE)
+    app = create_app(runtime=Runtime(settings, _engine=db.engine))
+
+    def broken() -> None:
+        raise RuntimeError("a bug nobody caught")
+
+    app.add_api_route("/api/v1/broken", broken)
+    app.add_api_route("/broken", broken)
+    seen: list[tuple[logging.LogRecord, str | None]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record, request_id.get()))
+
+    errors = logging.getLogger("traceability.errors")
+    keep = Keep(level=logging.ERROR)
+    errors.addHandler(keep)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            api = client.get("/api/v1/broken", headers={"X-Request-ID": "bug-1"})
+            page = client.get("/broken", headers={"X-Request-ID": "bug-2"})
+            metrics = client.get("/metrics").text
+    finally:
+        errors.removeHandler(keep)
+    assert api.status_code == 500 and api.json()["error"]["code"] == "internal_error"
+    assert "a bug nobody caught" not in api.text  # the cause is logged, never told to the client
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    assert "ระบบขัดข้อง" in page.text and "Sorry" in page.text
+    for r, rid in ((api, "bug-1"), (page, "bug-2")):
+        assert r.headers["X-Request-ID"] == rid
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert sample(metrics, "trace_http_request_duration_seconds_count", route="/api/v1/broken", method="GET") == 1
+    assert [(rid, rec.exc_info is not None) for rec, rid in seen] == [("bug-1", True), ("bug-2", True)]
+
+
 def test_readyz_tells_the_signer_balance_and_whether_it_is_low(db, anvil, registry, w3, tmp_path) -> None:
     address = registry.account.address if registry.account else ""
     balance = int(w3.eth.get_balance(address))

@@ -90,3 +90,59 @@ class RequestObservability:
             raise
         finally:
             request_id.reset(token)
+
+
+_SERVER_ERROR_JSON = (
+    b'{"error":{"code":"internal_error",'
+    b'"message":"the server failed to answer this request; it has been logged"}}'
+)
+_SERVER_ERROR_HTML = (
+    '<!doctype html><html lang="th"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>ขออภัย ระบบขัดข้อง</title></head>"
+    "<body><h1>ขออภัย ระบบขัดข้อง</h1><p>โปรดลองใหม่อีกครั้งในภายหลัง</p>"
+    '<p lang="en">Sorry, something went wrong on our side. Please try again later.</p></body></html>'
+).encode()
+errors_log = logging.getLogger("traceability.errors")
+
+
+class UnhandledErrors:
+    """A bug's 500 answered inside our middleware, so it leaves like every other response: with the security
+    headers and the request id, counted by route, and logged once with its traceback and that request id.
+
+    Starlette's own error middleware sits outside every middleware an app adds, so without this a bug's 500
+    would skip them. JSON for the API (``{"error": {"code": "internal_error", ...}}``), a short page in Thai
+    and English for the rest. A response already under way cannot be replaced: then the error goes on up.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            template = getattr(scope.get("route"), "path", None) or UNMATCHED
+            errors_log.exception("unhandled error answering %s %s", scope.get("method"), template)
+            if started:
+                raise
+            api = scope.get("path", "").startswith("/api/")
+            body, kind = (
+                (_SERVER_ERROR_JSON, b"application/json")
+                if api
+                else (_SERVER_ERROR_HTML, b"text/html; charset=utf-8")
+            )
+            headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
