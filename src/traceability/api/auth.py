@@ -29,6 +29,7 @@ _SIGN_IN_EXAMPLES: dict[str, Any] = {
     "/token",
     response_model=TokenRead,
     responses={
+        400: {"model": ErrorRead, "description": "a body that cannot be read (not UTF-8)"},
         401: {"model": ErrorRead, "description": "wrong credentials"},
         403: {"model": ErrorRead, "description": "the officer account is pending or revoked"},
         429: {"model": ErrorRead, "description": "too many failed attempts; see Retry-After"},

@@ -162,6 +162,7 @@ def read_certification_request(
             "description": "`invalid_signature` (not the officer's key), `wrong_officer`, `wrong_authority`, "
             "`not_your_lot`, `officer_not_valid` (revoked on chain), `officers_only`",
         },
+        400: {"model": ErrorRead, "description": "a body that cannot be read (not UTF-8)"},
         404: {"model": ErrorRead, "description": "unknown lot"},
         409: {
             "model": ErrorRead,

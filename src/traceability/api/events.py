@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorRead, "description": "no valid bearer token"},
     403: {"model": ErrorRead, "description": "not your plot or lot"},
+    404: {"model": ErrorRead, "description": "an unknown plot, lot or place"},
     409: {"model": ErrorRead, "description": "a different event under the same event_id or Idempotency-Key"},
     413: {"model": ErrorRead, "description": "body over 1 MiB"},
     422: {"model": ErrorRead, "description": "invalid event, or a kind not accepted here"},

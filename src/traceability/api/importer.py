@@ -70,6 +70,20 @@ _CHAIN: dict[int | str, dict[str, Any]] = {
         "now; see `Retry-After`",
     }
 }
+
+
+def _json_errors(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """The error responses of a route whose success is not JSON (CSV, EPCIS JSON-LD): FastAPI would file an
+    error's ``model`` under the route's own media type, but errors are always ``application/json``."""
+    error_json = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorRead"}}}
+    return {
+        status: {"description": spec["description"], "content": error_json}
+        if spec.get("model") is ErrorRead
+        else spec
+        for status, spec in responses.items()
+    }
+
+
 FSMA_EXAMPLE: Final = (
     "# FDA FSMA 204 sortable spreadsheet (21 CFR 1.1455(c)); lines starting with # are the legend\n"
     "cte,traceability_lot_code,tlc_source,commodity,variety_en,quantity,unit,location,event_date_local,"
@@ -328,7 +342,7 @@ def _read_bundle(raw: bytes) -> dict[str, Any]:
             "description": "An EPCIS 2.0 JSON-LD `EPCISDocument`",
             "content": {EPCIS_TYPE: {"schema": {"type": "object"}, "example": ex.EPCIS_DOCUMENT}},
         },
-        **_LOT,
+        **_json_errors(_LOT),
     },
 )
 def read_epcis(lot_code: str, session: SessionDep, importer: ImporterDep) -> Response:
@@ -360,7 +374,7 @@ def _attachment(text: str, filename: str) -> Response:
 @router.get(
     "/api/v1/lots/{lot_code}/fsma204.csv",
     response_class=CsvResponse,
-    responses={**_csv_example(), **_LOT},
+    responses={**_csv_example(), **_json_errors(_LOT)},
 )
 def read_fsma204(lot_code: str, session: SessionDep, importer: ImporterDep) -> Response:
     """FDA FSMA 204 sortable spreadsheet of the lot's lineage (21 CFR 1.1455(c)): one row per critical
@@ -380,12 +394,16 @@ def read_fsma204(lot_code: str, session: SessionDep, importer: ImporterDep) -> R
     response_class=CsvResponse,
     responses={
         **_csv_example(),
-        **_KEYED,
-        422: {
-            "model": ErrorRead,
-            "description": "an unknown product, a date that is not YYYY-MM-DD, `from` after `to`, or a range "
-            "over 366 days",
-        },
+        **_json_errors(
+            {
+                **_KEYED,
+                422: {
+                    "model": ErrorRead,
+                    "description": "an unknown product, a date that is not YYYY-MM-DD, `from` after `to`, "
+                    "or a range over 366 days",
+                },
+            }
+        ),
     },
 )
 def read_fsma204_range(

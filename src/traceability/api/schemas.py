@@ -206,7 +206,16 @@ class ReasonRead(BaseModel):
 class CheckRead(BaseModel):
     """One line of the verdict's summary: a check and how it went."""
 
-    code: Literal["registry", "hashes", "anchors", "prev_links", "mass_balance", "yield", "certifications"]
+    code: Literal[
+        "registry",
+        "hashes",
+        "anchors",
+        "prev_links",
+        "mass_balance",
+        "yield",
+        "certifications",
+        "origin_risk",
+    ]
     severity: Literal["ok", "warning", "error"]
     message: TextRead
     detail: dict[str, Any]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
@@ -460,16 +461,26 @@ RESOLVER_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
     307: {"description": "gs1:certificationInfo and gs1:traceability: to the certification or the bundle"},
     404: {
-        "description": "Unknown lot, a GTIN that is not the lot's (or not a GTIN), or an unknown linkType",
+        "description": "Unknown lot, a GTIN that is not the lot's (or not a GTIN), or an unknown linkType: "
+        "a page for a browser, else JSON",
         "content": {
+            "text/html": {"example": '<!doctype html><html lang="th">… ไม่พบล็อตสินค้า …</html>'},
             "application/json": {
+                "schema": {"$ref": "#/components/schemas/ErrorRead"},
                 "example": {
                     "error": {"code": "unknown_link_type", "message": "no link of type gs1:recipeInfo"}
-                }
-            }
+                },
+            },
         },
     },
-    429: {"description": "Too many requests from this address (see Retry-After)"},
+    429: {
+        "description": "Too many requests from this address (see Retry-After): a page for a browser, "
+        "else JSON",
+        "content": {
+            "text/html": {"example": '<!doctype html><html lang="th">… โปรดลองใหม่ …</html>'},
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorRead"}},
+        },
+    },
 }
 LINK_TYPES: Final = {
     "linkset": "linkset",
@@ -556,7 +567,8 @@ def _resolve(
     language = pick_lang(lang)
     wanted = _accept(request)
     html = wanted == "text/html" and link_type is None
-    linkset_url = f"{runtime.settings.public_base_url}{request.url.path}?linkType=linkset"
+    # The path as it was sent (percent-encoded): a header is Latin-1, and a lot code in a URL may be any text.
+    linkset_url = f"{runtime.settings.public_base_url}{quote(request.url.path, safe='/')}?linkType=linkset"
     link_header = {"Link": f'<{linkset_url}>; rel="linkset"; type="{LINKSET_TYPE}"', "Vary": "Accept"}
     busy = _over_limit(request, runtime)
     if busy is not None:
