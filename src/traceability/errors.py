@@ -12,6 +12,8 @@ TraceabilityError                  (500, "internal")
 │   └── ChainConflict              (409, "chain_conflict")   prev link no longer the lot's head
 ├── Forbidden                      (403, "forbidden")
 ├── ConfigurationError             (500, "configuration")    refused settings (e.g. dev key off 31337)
+├── DatabaseUnavailable            (503, "database_unavailable"/"database_busy") sends Retry-After
+├── StorageFull                    (507, "storage_full")      the database's disk (or size limit) is full
 └── ChainError                     (503, "chain")            keeps tx_hash and contract address
     ├── ChainUnavailable           (503, "chain_unavailable") RPC unreachable
     └── TransactionFailed          (502, "tx_failed")        reverted or dropped
@@ -144,3 +146,27 @@ class ChainUnavailable(ChainError):
 class TransactionFailed(ChainError):
     status_code = 502
     code = "tx_failed"
+
+
+class DatabaseUnavailable(TraceabilityError):
+    """The database did not answer (down, unreachable, or locked past the busy timeout). The request's work
+    was rolled back, unless the connection was lost during the commit itself (then it may be stored): either
+    way the same request sent again is stored once (events are idempotent by ``event_id``)."""
+
+    status_code = 503
+    code = "database_unavailable"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StorageFull(TraceabilityError):
+    """The database refused to grow (disk or size limit full): the request's transaction was rolled back."""
+
+    status_code = 507
+    code = "storage_full"

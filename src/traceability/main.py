@@ -24,6 +24,7 @@ from traceability.api.observability import RequestObservability, UnhandledErrors
 from traceability.api.timing import ServerTiming
 from traceability.config import Settings, get_settings
 from traceability.errors import TraceabilityError
+from traceability.services.database_errors import DATABASE_ERRORS, as_client_error
 from traceability.services.health import batch_gauges, outbox_gauges, readiness
 from traceability.services.ledger import list_lots
 from traceability.services.observability import register_counters
@@ -40,6 +41,7 @@ from traceability.web import qr as qr_codes
 from traceability.web.i18n import pick_lang
 from traceability.web.pages import render
 from traceability.web.security_headers import SecurityHeaders
+from traceability.web.unavailable import database_error_response
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -85,6 +87,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.exception_handler(TraceabilityError)
     async def _domain_error(request: Request, exc: TraceabilityError) -> JSONResponse:
         return JSONResponse(exc.to_json(), status_code=exc.status_code, headers=exc.headers)
+
+    async def _database_error(request: Request, exc: Exception) -> Response:
+        # The database down, locked or full: 503/507 with nothing of the request stored, never a 500.
+        return database_error_response(request, as_client_error(exc))
+
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _database_error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -56,6 +56,10 @@ def make_engine(
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if "connect_timeout" not in url:
+        # Unset, libpq waits for the operating system to give up on an unanswered connect (minutes): a
+        # request would hang instead of answering 503 while the database is unreachable.
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, **kwargs)
     _ping_when_idle(engine, IDLE_PING_S if idle_ping_s is None else idle_ping_s)
     return engine
@@ -63,6 +67,9 @@ def make_engine(
 
 IDLE_PING_S = 10.0
 """A pooled PostgreSQL connection unused for longer than this is pinged before it is handed out."""
+
+CONNECT_TIMEOUT_S = 10
+"""Seconds to open a PostgreSQL connection before a request gives up (503), unless the URL sets its own."""
 
 
 def _ping_when_idle(engine: Engine, idle_ping_s: float) -> None:
