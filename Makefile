@@ -4,7 +4,7 @@ PIP     := .venv/bin/pip
 VENV_OK := .venv/.installed
 NPM_OK  := node_modules/.installed
 
-.PHONY: help install browser run test lint typecheck migrate compile-contracts bench messages clean
+.PHONY: help install browser run test lint typecheck migrate compile-contracts bench soak messages clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ compile-contracts: install ## compile contracts/TraceRegistry.sol into the commi
 
 bench: install ## every figure of docs/benchmarks.md in one run (about an hour; `trace bench --help`)
 	.venv/bin/trace bench
+
+# Both databases, one after the other: SQLite is the embedded default (one process's writers take turns), and
+# PostgreSQL what production runs (concurrent writers, SKIP LOCKED claims); CI's machine has both.
+soak: install ## 50 clients for 60 s recording, viewing pages and verifying, on SQLite then PostgreSQL: no error, nothing lost
+	.venv/bin/trace soak --clients 50 --seconds 60 --database sqlite
+	.venv/bin/trace soak --clients 50 --seconds 60 --database postgresql
 
 messages: install ## extract page text and merge it into the Thai and English catalogs (then translate th)
 	mkdir -p var && .venv/bin/pybabel extract -F babel.cfg --no-location --omit-header -o var/messages.pot .

@@ -140,19 +140,63 @@ def cmd_verify(rt: Runtime, args: argparse.Namespace) -> int:
     return _print_verdict(verdict, args.json)
 
 
+RECONCILE_NOT_FINAL = 3
+"""`trace reconcile`'s exit status when all it found is anchoring still under way (cron: retry later)."""
+
+
 def cmd_reconcile(rt: Runtime, args: argparse.Namespace) -> int:
     from traceability.services.ledger import reconcile
+    from traceability.services.runtime import deployment_block
 
+    registry = rt.registry
     with rt.transaction() as session:
-        problems, stats = reconcile(session, rt.registry)
+        problems, stats = reconcile(
+            session,
+            registry,
+            confirmations=rt.settings.confirmations,
+            logs_from_block=deployment_block(rt.settings, rt.chain_id, registry.address),
+        )
+    repaired = _repair_anchors(rt, quiet=args.json) if args.repair else []
+    only_not_final = bool(problems) and all(p.not_final for p in problems)
+    status = "ok" if not problems else "not_final" if only_not_final else "problems"
     if args.json:
-        _print_json({"ok": not problems, "stats": stats, "problems": [p.to_json() for p in problems]})
+        counts: dict[str, int] = {}
+        for p in problems:
+            counts[p.code] = counts.get(p.code, 0) + 1
+        _print_json(
+            {
+                "ok": not problems,
+                "status": status,
+                "stats": stats,
+                "counts": counts,
+                "problems": [p.to_json() for p in problems],
+                "repaired": repaired,
+            }
+        )
     else:
         print("reconcile: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items())))
         for p in problems:
-            print(f"  PROBLEM {p.code}: {p.message}")
-        print("reconcile: OK" if not problems else f"reconcile: {len(problems)} problem(s)")
-    return 0 if not problems else 1
+            print(f"  {'WAIT' if p.not_final else 'PROBLEM'} {p.code}: {p.message}")
+        if not problems:
+            print("reconcile: OK")
+        elif only_not_final:
+            print(f"reconcile: {len(problems)} batch(es) not final yet, nothing wrong")
+        else:
+            print(f"reconcile: {len(problems)} problem(s)")
+    return 0 if not problems else RECONCILE_NOT_FINAL if only_not_final else 1
+
+
+def _repair_anchors(rt: Runtime, *, quiet: bool) -> list[int]:
+    """``trace reconcile --repair``: every anchored batch whose anchor the registry does not hold as recorded
+    (anchor_missing, block_reorged; e.g. all of them after a chain reset and ``trace deploy``) is put back
+    on its way to the chain, and the worker anchors it again. The batches reopened."""
+    from traceability.services.anchoring import reopen_lost_anchors
+
+    with rt.transaction() as session:
+        reopened = reopen_lost_anchors(session, rt.registry)
+    if not quiet:
+        print(f"reconcile --repair: {len(reopened)} batch(es) reopened, for the worker to anchor: {reopened}")
+    return reopened
 
 
 def cmd_export(rt: Runtime, args: argparse.Namespace) -> int:
@@ -363,6 +407,16 @@ def _positive_list(value: str) -> list[int]:
     return [_positive_int(v.strip()) for v in value.split(",")]
 
 
+def cmd_soak(rt: Runtime, args: argparse.Namespace) -> int:
+    """Issue 10's soak (``services/soak.py``): exit 0 only with no error, nothing lost, reconcile clean."""
+    from traceability.services.soak import SoakOptions, format_table, run_soak
+
+    options = SoakOptions(args.clients, args.seconds, args.database, args.postgres_url, args.drain)
+    result = run_soak(options, (lambda _m: None) if args.json else (lambda m: print(f"... {m}", flush=True)))
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else "\n".join(format_table(result)))
+    return 0 if result["ok"] else 1
+
+
 def cmd_risk_bench(rt: Runtime, args: argparse.Namespace) -> int:
     """The origin-risk detector measured on a seeded synthetic season. Needs no database or chain (``rt`` is
     never touched); goals missed are a finding printed, not an error."""
@@ -506,6 +560,35 @@ def cmd_officer_revoke(rt: Runtime, args: argparse.Namespace) -> int:
             f"officer {done.username} ({done.address}) of {done.authority_code} revoked on chain as of "
             f"{_iso(done.revoked_at)}" + (f" (tx {done.tx_hash})" if done.tx_hash else "")
         )
+    return 0
+
+
+# ------------------------------------------------------------------ operators: the anchor key's keystore
+
+
+def cmd_anchor_key_create(rt: Runtime, args: argparse.Namespace) -> int:
+    """A new anchor key, born encrypted: only the keystore file and the address ever exist in the clear."""
+    from traceability.services.anchor_keys import create_keystore, keystore_passphrase
+
+    settings = rt.settings
+    if (
+        settings.anchor_keystore_passphrase is not None
+        or settings.anchor_keystore_passphrase_file is not None
+    ):
+        passphrase = keystore_passphrase(settings)
+    elif not sys.stdin.isatty():
+        raise InvalidInput(
+            "no terminal to read the passphrase from without echo: set TRACE_ANCHOR_KEYSTORE_PASSPHRASE_FILE"
+        )
+    else:
+        passphrase = _prompt_twice("anchor keystore passphrase")
+    address = create_keystore(Path(args.out), passphrase)
+    print(
+        f"keystore written to {args.out}: set TRACE_ANCHOR_KEYSTORE to it, fund the address for gas and "
+        "give it ANCHORER_ROLE (`trace deploy` does on a new registry)",
+        file=sys.stderr,
+    )
+    print(address)
     return 0
 
 
@@ -740,8 +823,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_verify)
 
-    s = sub.add_parser("reconcile", help="check the SQL mirror against itself and the chain")
+    s = sub.add_parser(
+        "reconcile",
+        help="check the SQL mirror against itself and the chain (exit 0 clean, 1 problems, 3 only not final)",
+        description="Walk every event row and every batch and the registry's Anchored logs, and report: "
+        "hash_mismatch / body_unreadable (a row's body no longer hashes to its hash), event_missing (a "
+        "batch short of its event rows, or a prev hash naming no stored event), root_mismatch, "
+        "anchor_missing, block_reorged, unexplained_root (a root on chain that no batch row holds: another "
+        "holder of the anchor key), chain operations unfinished or failed, and anchor_not_final (a batch "
+        "still sending or mined, or with fewer than TRACE_CONFIRMATIONS blocks on top). Exit 0: nothing "
+        "found; 1: a problem (anything but anchor_not_final); 3: only batches not final yet (run it again "
+        "later); 2: it could not run (configuration, chain or database unreachable). --json prints "
+        '{"ok", "status": ok|not_final|problems, "stats", "counts" (findings by code), "problems"}.',
+    )
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--repair",
+        action="store_true",
+        help="then reopen every anchored batch whose root the registry does not hold as recorded (after a "
+        'chain reset and `trace deploy`): the worker anchors it again; --json lists them under "repaired"',
+    )
     s.set_defaults(func=cmd_reconcile)
 
     s = sub.add_parser("export", help="export a lot to stdout")
@@ -858,6 +959,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_officer_revoke, command_name="officer revoke")
+
+    s = sub.add_parser(
+        "anchor-key", help="the anchor key kept in an encrypted keystore (TRACE_ANCHOR_KEYSTORE)"
+    )
+    actions = s.add_subparsers(dest="action", required=True)
+    s = actions.add_parser(
+        "create",
+        help="make a new anchor key as an encrypted keystore file; prints only its address",
+        description="Make a new random anchor key and write it to FILE as an Ethereum JSON keystore "
+        "(scrypt, mode 0600, never over an existing file), encrypted with the passphrase read from "
+        "TRACE_ANCHOR_KEYSTORE_PASSPHRASE_FILE (or TRACE_ANCHOR_KEYSTORE_PASSPHRASE), else typed twice "
+        "without echo. Prints the address alone on stdout. Then set TRACE_ANCHOR_KEYSTORE=FILE and the same "
+        "passphrase setting for `trace serve`, `trace worker` and `trace deploy`.",
+    )
+    s.add_argument("--out", required=True, metavar="FILE", help="the keystore file to create")
+    s.set_defaults(func=cmd_anchor_key_create, command_name="anchor-key create")
 
     s = sub.add_parser("apikey", help="manage importers' API keys (for the /api/v1 importer endpoints)")
     actions = s.add_subparsers(dest="action", required=True)
@@ -985,6 +1102,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=101, help="the season's seed (default 101)")
     s.add_argument("--farmers", type=_farmer_count, default=200, help="farmers in the season (default 200)")
     s.set_defaults(func=cmd_risk_bench)
+
+    s = sub.add_parser(
+        "soak",
+        help="load test: concurrent clients recording, viewing pages and verifying; then nothing may be lost",
+        description="Start Anvil, `trace serve` and `trace worker` on a fresh database (loopback only), run "
+        "--clients clients for --seconds mixing recording (single and batches, with Idempotency-Key), "
+        "provenance pages, importer verifies and exports, wait for every event to be anchored, and check "
+        "every acknowledged event is stored and anchored exactly once and reconcile is clean. Exit 1 on any "
+        "error or loss.",
+    )
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--clients", type=_positive_int, default=50, metavar="N", help="concurrent clients (50)")
+    s.add_argument("--seconds", type=_positive_float, default=60.0, metavar="S", help="seconds of load (60)")
+    s.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite", help="(sqlite)")
+    s.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        metavar="URL",
+        help="PostgreSQL for --database postgresql; the soak works in a new schema and drops it",
+    )
+    s.add_argument(
+        "--drain",
+        type=_positive_float,
+        default=180.0,
+        metavar="S",
+        help="at most this long for the worker to anchor everything after the load (180)",
+    )
+    s.set_defaults(func=cmd_soak)
     return p
 
 

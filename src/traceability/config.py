@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     rpc_url: str = "http://127.0.0.1:8545"
     # The service's hot key (ANCHORER_ROLE). Kept as SecretStr so it never shows in a repr or a log.
     anchor_key: SecretStr | None = None
+    # Or that key in an encrypted Ethereum JSON keystore (never both), opened with the passphrase given in the
+    # environment or, better, in a file (systemd credentials, docker secrets): services/anchor_keys.py.
+    anchor_keystore: Path | None = None
+    anchor_keystore_passphrase: SecretStr | None = None
+    anchor_keystore_passphrase_file: Path | None = None
+    # The block TraceRegistry was deployed in: `trace reconcile` reads its Anchored logs from there (default:
+    # the block in deployment.json, else 0).
+    contract_block: int | None = Field(default=None, ge=0)
     contract_address: str | None = None
     # Cold keys' addresses for `trace deploy` (DEFAULT_ADMIN_ROLE and REGISTRAR_ROLE). Off chain 31337 both
     # are required and must differ from the anchor key's address; on the dev chain they default to it.
@@ -71,6 +79,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # Below this balance (wei) of the anchor account, /readyz says low_balance and the worker warns.
     min_balance_wei: int = Field(default=5 * 10**16, ge=0)
+    # Test hook: the worker SIGKILLs itself at this step of a batch (services/anchoring.py CRASH_POINTS);
+    # refused off the dev chain (31337) by workers/anchor.py. Empty (the default): no hook.
+    test_crash_at: str = ""
 
     @field_validator("public_base_url")
     @classmethod

@@ -243,7 +243,10 @@ def test_a_bugs_500_still_leaves_with_the_security_headers_a_request_id_and_one_
         assert r.headers["X-Request-ID"] == rid
         assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
         assert r.headers["X-Content-Type-Options"] == "nosniff"
-    assert sample(metrics, "trace_http_request_duration_seconds_count", route="/api/v1/broken", method="GET") == 1
+    assert (
+        sample(metrics, "trace_http_request_duration_seconds_count", route="/api/v1/broken", method="GET")
+        == 1
+    )
     assert [(rid, rec.exc_info is not None) for rec, rid in seen] == [("bug-1", True), ("bug-2", True)]
 
 

@@ -32,7 +32,7 @@ from eth_utils.hexadecimal import decode_hex, encode_hex
 from web3 import Web3
 from web3._utils.method_formatters import receipt_formatter
 from web3.contract import Contract
-from web3.exceptions import BlockNotFound, ContractLogicError
+from web3.exceptions import BadFunctionCallOutput, BlockNotFound, ContractLogicError
 from web3.types import EventData, FilterParams, LogReceipt
 
 from traceability.chain.artifacts import load_artifact
@@ -59,9 +59,11 @@ from traceability.errors import ChainError, ConfigurationError, TransactionFaile
 
 __all__ = [
     "AnchorReceipt",
+    "AnchoredLog",
     "ChainRead",
     "ContractReverted",
     "ReceiptTimeout",
+    "RegistryGone",
     "OfficerStatus",
     "TraceRegistry",
     "TxReceipt",
@@ -93,6 +95,18 @@ class AnchorReceipt:
 
 
 @dataclass(frozen=True)
+class AnchoredLog:
+    """One ``Anchored(root, count, timestamp)`` log of the registry: a root an anchorer wrote."""
+
+    root: str
+    count: int
+    timestamp: int
+    block_number: int
+    block_hash: str
+    tx_hash: str
+
+
+@dataclass(frozen=True)
 class OfficerStatus:
     """An officer's term for an authority: ``valid_from`` 0 = never added, ``revoked_at`` 0 = not revoked,
     ``added_at`` the block time the authority's admin added it (``valid_from`` may be set earlier)."""
@@ -104,6 +118,15 @@ class OfficerStatus:
     def valid_at(self, time: int) -> bool:
         started = self.valid_from != 0 and self.valid_from <= time
         return started and (self.revoked_at == 0 or time < self.revoked_at)
+
+
+class RegistryGone(ChainError):
+    """The registry's address holds no contract any more: the chain was reset (a node restarted without its
+    state) or the RPC now serves another chain. Nothing can be anchored at, or checked against, that address:
+    the operator deploys anew (``trace deploy``) and has the batches the lost registry held anchored again
+    (``trace reconcile --repair``)."""
+
+    code = "registry_gone"
 
 
 @dataclass(frozen=True)
@@ -268,6 +291,29 @@ class TraceRegistry:
     def head(self) -> int:
         with chain_errors(contract=self.address):
             return int(self.w3.eth.block_number)
+
+    def head_checked(self) -> int:
+        """:meth:`head`, and in the same round trip a probe that the registry is still there
+        (``anchoredAt`` answers 32 bytes; an address with no code answers none): :class:`RegistryGone`
+        otherwise. The anchoring worker calls it before each pass, so it never sends to, or trusts, an
+        address a chain reset emptied."""
+        zero = self._read_call("anchoredAt", b"\x00" * 32)
+        probe = ChainRead(("registry_probe",), "eth_call", zero.params, lambda r: len(decode_hex(r)) > 0)
+        head = self.read_head()
+        answers = self.read_many([head, probe])
+        for read in (head, probe):
+            if isinstance(answers[read.key], ChainError):
+                raise answers[read.key]
+        if not answers[probe.key]:
+            raise self._gone()
+        return int(answers[head.key])
+
+    def _gone(self) -> RegistryGone:
+        return RegistryGone(
+            f"no TraceRegistry answers at {self.address} on chain {self.chain_id}: the chain was reset or"
+            " replaced; run `trace deploy`, then `trace reconcile --repair`",
+            contract=self.address,
+        )
 
     def block_hash(self, number: int) -> str | None:
         """The hash of canonical block ``number`` now, None if the chain is not that long."""
@@ -470,7 +516,10 @@ class TraceRegistry:
 
     def _call(self, name: str, *args: Any) -> Any:
         with chain_errors(contract=self.address, decoder=self.decoder):
-            return getattr(self.contract.functions, name)(*args).call()
+            try:
+                return getattr(self.contract.functions, name)(*args).call()
+            except BadFunctionCallOutput as exc:  # web3's word for "no data came back": no code there
+                raise self._gone() from exc
 
     def _require_sender(self) -> TxSender:
         if self._sender is None:
@@ -665,6 +714,29 @@ class TraceRegistry:
             to_block = start - 1
         return None
 
+    def anchored_logs(self, from_block: int = 0, to_block: int | None = None) -> list[AnchoredLog]:
+        """Every ``Anchored`` log of this registry in blocks ``from_block``..``to_block`` (default: the head),
+        oldest first. Read in ranges of ``log_chunk_blocks`` (public RPCs cap a range); logs a node marks
+        removed (reorganised away) are left out. ``trace reconcile`` compares them with the batch rows: a
+        root no row explains was written by someone else holding the anchor key."""
+        topic = event_abi_to_log_topic(cast(Any, self._events["Anchored"]))
+        last = self.head() if to_block is None else to_block
+        out: list[AnchoredLog] = []
+        start = max(from_block, 0)
+        while start <= last:
+            end = min(last, start + self.log_chunk_blocks - 1)
+            params: FilterParams = {
+                "address": self.address,
+                "fromBlock": start,
+                "toBlock": end,
+                "topics": [cast(Any, topic)],
+            }
+            with chain_errors(contract=self.address):
+                found = self.w3.eth.get_logs(params)
+            out += [_anchored_log(log) for log in found if not log.get("removed")]
+            start = end + 1
+        return out
+
     def verify_event(
         self, event_hash: bytes | str, proof: Sequence[bytes] | Sequence[str], root: bytes | str
     ) -> bool:
@@ -822,6 +894,19 @@ def _certification_record(cert_id: bytes, values: Any) -> dict[str, Any] | None:
         "revoked_by": _address_or_none(str(revoked_by)),
         "revoked_by_admin": bool(revoked_by_admin),
     }
+
+
+def _anchored_log(log: LogReceipt) -> AnchoredLog:
+    """An ``Anchored`` log decoded: the root is its indexed topic, count and timestamp its data."""
+    count, timestamp = abi_decode(["uint32", "uint64"], bytes(log["data"]))
+    return AnchoredLog(
+        root=encode_hex(bytes(log["topics"][1])),
+        count=int(count),
+        timestamp=int(timestamp),
+        block_number=int(log["blockNumber"]),
+        block_hash=encode_hex(bytes(log["blockHash"])),
+        tx_hash=encode_hex(bytes(log["transactionHash"])),
+    )
 
 
 def _officer_status(values: Any) -> OfficerStatus:

@@ -22,15 +22,18 @@ again only if absent).
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from traceability.chain.registry import AnchorReceipt, TraceRegistry, TxReceipt
+from traceability.chain.registry import AnchorReceipt, RegistryGone, TraceRegistry, TxReceipt
 from traceability.domain.ids import from_hex, to_hex
 from traceability.domain.merkle import MerkleTree
 from traceability.domain.states import BatchStatus, OutboxStatus
@@ -46,6 +49,12 @@ log = logging.getLogger(__name__)
 #: while a failure leaves at most eight ``sending`` rows for the recovery to look up.
 MAX_IN_FLIGHT = 8
 
+#: The steps of a batch at which a test may have the worker SIGKILL itself (``TRACE_TEST_CRASH_AT``, honoured
+#: on the dev chain only: ``workers.anchor``): inside the claim's transaction, after its commit (written
+#: ahead), after its transaction is sent and before that is recorded, after its receipt is read and before
+#: that is recorded.
+CRASH_POINTS = ("after_claim", "after_write_ahead", "after_send", "after_receipt")
+
 
 @dataclass
 class AnchorStats:
@@ -56,12 +65,13 @@ class AnchorStats:
 
 @dataclass(frozen=True)
 class _Flight:
-    """A batch this process wrote ahead; ``tx_hash`` once it is sent."""
+    """A batch this process wrote ahead; ``tx_hash`` once it is sent (at ``sent``, monotonic seconds)."""
 
     batch_id: int
     root: bytes
     count: int
     tx_hash: str = ""
+    sent: float = 0.0
 
 
 class Anchorer:
@@ -75,8 +85,10 @@ class Anchorer:
         receipt_timeout_s: float = 120.0,
         stuck_tx_s: float = 90.0,
         max_in_flight: int = MAX_IN_FLIGHT,
+        crash_at: str | None = None,
     ) -> None:
         self.sessions = sessions
+        self.crash_at = crash_at  # a test hook: see CRASH_POINTS
         self.registry = registry
         self.batch_max = batch_max
         self.confirmations = confirmations
@@ -91,6 +103,9 @@ class Anchorer:
         self._ahead: Future[_Flight | None] | None = None
         #: Whether the last pass left events for a full batch (or had no room to look): loop again at once.
         self.backlog = False
+        #: Check the newest anchors again before the next pass: at start, and after any failure (the node
+        #: may have crashed and come back without its newest blocks): :meth:`recheck_anchors`.
+        self._recheck_due = True
 
     @property
     def _skip_locked(self) -> bool:
@@ -123,7 +138,16 @@ class Anchorer:
             if repo.batch_claimed(batch_id, [outbox_id for outbox_id, _, _ in rows], proofs) != len(rows):
                 # Rolled back whole: another claimer took some of these rows since they were read.
                 raise Conflict("pending events were claimed elsewhere meanwhile; claim again")
-            return _Flight(batch_id, tree.root, len(rows))
+            self._crash_point("after_claim")
+        self._crash_point("after_write_ahead")
+        return _Flight(batch_id, tree.root, len(rows))
+
+    def _crash_point(self, step: str) -> None:
+        """The test hook: die here as a power cut would (SIGKILL: no cleanup, no rollback sent), so a test
+        restarts from exactly this state. One comparison when no hook is set."""
+        if self.crash_at == step:
+            log.warning("test hook TRACE_TEST_CRASH_AT: SIGKILL at %s", step)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # --- step 2: send, or find what an earlier run sent -----------------------------------------------
     def send_batch(self, batch_id: int) -> None:
@@ -135,6 +159,7 @@ class Anchorer:
             found = self.registry.find_anchor(from_hex(batch.root))
             if found is None:
                 tx_hash = self.registry.send_anchor(from_hex(batch.root), batch.event_count)
+                self._crash_point("after_send")
                 batch.tx_hash = tx_hash
                 batch.attempts += 1
                 batch.sent_at = datetime.now(UTC)
@@ -146,8 +171,9 @@ class Anchorer:
         lookup first: its row was committed a moment ago by this process, so nothing can have sent its root
         yet."""
         tx_hash = self.registry.send_anchor(flight.root, flight.count)
+        self._crash_point("after_send")
         log.info("batch %s: sent %s (%d events)", flight.batch_id, tx_hash, flight.count)
-        self._in_flight.append(_Flight(flight.batch_id, flight.root, flight.count, tx_hash))
+        self._in_flight.append(_Flight(flight.batch_id, flight.root, flight.count, tx_hash, time.monotonic()))
         self._unrecorded.append((flight.batch_id, tx_hash, datetime.now(UTC)))
 
     def _record_sent(self) -> None:
@@ -186,8 +212,11 @@ class Anchorer:
         if not self._in_flight:
             return 0
         receipts: dict[str, TxReceipt | None] = {}
-        if wait:
-            oldest = self._in_flight[0]
+        oldest = self._in_flight[0]
+        # Pending past stuck_tx_s, the oldest is waited for even by a pass that would not wait: replaced with
+        # higher fees, or, if the node no longer knows it (evicted, or lost when the node restarted), timed
+        # out into a failure whose recovery looks its batch up and sends it again. Never pending forever.
+        if wait or time.monotonic() - oldest.sent >= self.stuck_tx_s:
             receipts[oldest.tx_hash] = self.registry.wait_receipt(
                 oldest.tx_hash, timeout=self.receipt_timeout_s, replace_after=self.stuck_tx_s
             )
@@ -217,6 +246,8 @@ class Anchorer:
 
     def _mark_mined(self, found: dict[int, AnchorReceipt]) -> int:
         """Record where each batch was anchored (one transaction); the batches newly mined."""
+        if found:
+            self._crash_point("after_receipt")
         done = 0
         with transaction(self.sessions) as session:
             for batch_id, anchor in found.items():
@@ -295,10 +326,16 @@ class Anchorer:
         finalize. After each full batch the next is claimed ahead on the claimer's thread (see the module
         docstring), and it is the first this or the next pass sends. Without ``claim``, nothing new is
         claimed. Returns events newly claimed; :attr:`backlog` says whether a full batch may still wait."""
-        self.registry.head()  # fails fast with ChainUnavailable: nothing is claimed while the chain is down
         claimed = 0
         self.backlog = claim
         try:
+            # Fails fast: nothing is claimed while the chain is down (ChainUnavailable) or the registry is
+            # gone from it (RegistryGone, a chain reset: the worker stops rather than send to an empty
+            # address). Inside the try: a node that went away may come back without the transactions in
+            # flight (their nonces too), so an outage is a failure like any other (:meth:`_abandon`).
+            head = self.registry.head_checked()
+            if self._recheck_due:
+                self.recheck_anchors(head)
             self.recover()
             try:
                 while claim and len(self._in_flight) < self.max_in_flight:
@@ -318,6 +355,16 @@ class Anchorer:
             self._abandon()
             raise
         return claimed
+
+    def recheck_anchors(self, head: int) -> list[int]:
+        """Check again the batches marked anchored in the :data:`RECHECK_BLOCKS` blocks below ``head`` (and
+        any above it): a node that crashed can come back without its newest blocks, final or not (Anvil
+        writes its ``--state`` file once a second; geth keeps its newest state in memory), and an anchor it
+        lost must be sent again, not reported as anchored. Two batched reads; nothing when none is lost."""
+        with transaction(self.sessions) as session:
+            reopened = reopen_lost_anchors(session, self.registry, since_block=head - RECHECK_BLOCKS)
+        self._recheck_due = False
+        return reopened
 
     def _claim_ahead(self) -> None:
         if self._claimer is None:
@@ -342,7 +389,8 @@ class Anchorer:
     def _abandon(self) -> None:
         """After a failure, trust nothing remembered: batches in flight, and one claimed ahead once its
         claim has finished, become plain ``sending`` rows for :meth:`recover` (looked up on chain before any
-        resend), and the nonce is counted again by the node."""
+        resend), the nonce is counted again by the node, and the newest anchors are checked again."""
+        self._recheck_due = True
         self._in_flight = []
         self._unrecorded = []
         self._forget_ahead()
@@ -444,6 +492,53 @@ class Anchorer:
                 time.sleep(min(poll_s, max(next_progress - time.monotonic(), 0.0)))
 
 
+#: How far below the head :meth:`Anchorer.recheck_anchors` looks: more blocks than a node loses in a crash
+#: (geth rewinds at most 128 blocks to its last state on disk; Anvil about one second's).
+RECHECK_BLOCKS = 256
+
+
+def reopen_lost_anchors(
+    session: Session, registry: TraceRegistry, *, since_block: int | None = None
+) -> list[int]:
+    """Anchored batches (in blocks from ``since_block`` on, else all) whose anchor ``registry`` no longer
+    holds as recorded, put back on their way to the chain: a root not anchored there goes back to
+    ``sending`` (:meth:`Anchorer.recover` looks it up, then sends it again, as after a reorg); a root
+    anchored in another block than recorded goes back to ``mined`` (:meth:`Anchorer.finalize` finds where
+    and counts confirmations again). Their events' outbox rows go back to ``batched``: nothing reads as
+    anchored that the chain does not hold. Returns the batches reopened. ``trace reconcile --repair`` runs
+    it over every batch (after a chain reset and ``trace deploy``), the worker over the newest ones."""
+    query = select(models.Batch).where(models.Batch.status == BatchStatus.ANCHORED)
+    if since_block is not None:
+        query = query.where(models.Batch.block_number >= since_block)
+    batches = session.scalars(query.order_by(models.Batch.id)).all()
+    if not batches:
+        return []
+    on_chain = registry.anchored_at_many([b.root for b in batches])
+    canonical = registry.block_hashes({b.block_number for b in batches if b.block_number is not None})
+    reopened: list[int] = []
+    for batch in batches:
+        if on_chain[batch.root.lower()] == 0 or batch.block_number is None:
+            log.warning(
+                "batch %s: root %s not on chain (tx %s lost); sending again",
+                batch.id,
+                batch.root,
+                batch.tx_hash,
+            )
+            batch.status = BatchStatus.SENDING
+            batch.tx_hash = batch.block_hash = batch.block_time = batch.block_number = None
+        elif canonical.get(batch.block_number) != batch.block_hash:
+            log.warning(
+                "batch %s: block %s no longer canonical; looking its anchor up", batch.id, batch.block_number
+            )
+            batch.status = BatchStatus.MINED
+        else:
+            continue
+        batch.anchored_at = None
+        reopened.append(batch.id)
+    Repository(session).set_outbox_status(reopened, OutboxStatus.BATCHED)
+    return reopened
+
+
 @dataclass(frozen=True)
 class AnchorProgress:
     """A snapshot of what ``run_once`` waits for. ``mined`` holds (batch id, block it was mined in)."""
@@ -508,6 +603,9 @@ def run_forever(
                 if anchorer.step(partial=interval_due, wait=False):
                     last_claim = time.monotonic()
                 busy = anchorer.backlog
+            except RegistryGone as exc:
+                log.error("anchoring stopped: %s", exc)
+                raise  # nothing to anchor at: stop, as a worker started now would refuse to (`trace deploy`)
             except ChainUnavailable as exc:
                 log.warning("chain unavailable, events stay pending: %s", exc)
             except ChainError as exc:

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from traceability.chain.registry import RegistryGone
 from traceability.domain.states import BatchStatus
+from traceability.errors import ConfigurationError
 from traceability.services.runtime import Runtime
 from traceability.store import models
 from traceability.store.repository import Repository
@@ -90,6 +92,17 @@ def batch_gauges(session: Session) -> BatchGauges:
     return BatchGauges(by_status=by_status, gas_used=gas)
 
 
+def _head(runtime: Runtime) -> int:
+    """The chain's head, read with a probe that the deployed registry still answers there (one round trip):
+    a node restarted without its state answers blocks but holds no registry. With none deployed yet (before
+    ``trace deploy``), the head alone."""
+    try:
+        registry = runtime.registry
+    except ConfigurationError:
+        return int(runtime.w3.eth.block_number)
+    return registry.head_checked()
+
+
 def signer_balance(runtime: Runtime) -> Signer:
     address = runtime.account.address
     balance = int(runtime.w3.eth.get_balance(address))
@@ -109,7 +122,9 @@ def readiness(session: Session, runtime: Runtime) -> Readiness:
         database = f"error: {type(exc).__name__}"
     chain: dict[str, int] | str
     try:
-        chain = {"chain_id": runtime.chain_id, "head": int(runtime.w3.eth.block_number)}
+        chain = {"chain_id": runtime.chain_id, "head": _head(runtime)}
+    except RegistryGone as exc:  # a chain reset: nothing can be anchored or verified until `trace deploy`
+        chain = f"error: RegistryGone: {exc.message}"
     except Exception as exc:  # unreachable node, same reasoning
         chain = f"error: {type(exc).__name__}"
     signer: Signer | str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from traceability.services.chainops import chain_op_problems
 from traceability.services.proof import build_bundle
 from traceability.services.risk import lot_risk
 from traceability.services.verify import verify_bundle
+from traceability.store.models import Batch
 from traceability.store.repository import Repository
 
 
@@ -83,6 +85,12 @@ class Discrepancy:
     message: str
     event_id: str | None = None
     batch_id: int | None = None
+    root: str | None = None
+
+    @property
+    def not_final(self) -> bool:
+        """A finding that says "not yet" rather than "wrong": it clears by itself once blocks come."""
+        return self.code in NOT_FINAL_CODES
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,25 +98,42 @@ class Discrepancy:
             "message": self.message,
             "event_id": self.event_id,
             "batch_id": self.batch_id,
+            "root": self.root,
         }
 
 
-def reconcile(session: Session, registry: TraceRegistry) -> tuple[list[Discrepancy], dict[str, int]]:
+#: Findings of anchoring still under way (``trace reconcile`` exits 3 when these are all it found).
+NOT_FINAL_CODES = frozenset({"anchor_not_final"})
+
+
+def reconcile(
+    session: Session,
+    registry: TraceRegistry,
+    *,
+    confirmations: int | None = None,
+    logs_from_block: int | None = None,
+) -> tuple[list[Discrepancy], dict[str, int]]:
     """Compare the SQL mirror with itself and with the chain: every stored body must still hash to its
     stored hash, every batch root must be the Merkle root of its events, every anchored root must be on
     chain in the block recorded, and every chain operation (enrolment, certification) must be finished with
-    its effect on chain."""
+    its effect on chain. Also: no event row may be missing (a batch short of its events, a ``prev`` naming no
+    stored event), every batch must be final (``confirmations``: blocks on top of an anchored one), and,
+    given ``logs_from_block``, every root the registry's ``Anchored`` logs hold from there must be a batch's
+    (a root none explains was anchored by someone else holding the anchor key)."""
     repo = Repository(session)
     problems: list[Discrepancy] = []
     events = repo.all_events()
+    stored_hashes = {row.hash for row in events}
     for row in events:
         try:
-            recomputed = hash_hex(event_hash(codec.loads(row.body)))
+            body = codec.loads(row.body)
+            recomputed = hash_hex(event_hash(body))
         except (ValueError, KeyError, TypeError) as exc:
             problems.append(
                 Discrepancy("body_unreadable", f"event {row.id}: body cannot be hashed: {exc}", str(row.id))
             )
             continue
+        problems += _missing_prev(row.id, row.kind, body, stored_hashes)
         if recomputed != row.hash:
             problems.append(
                 Discrepancy(
@@ -118,8 +143,12 @@ def reconcile(session: Session, registry: TraceRegistry) -> tuple[list[Discrepan
                 )
             )
     batches = repo.batches_in(list(BatchStatus))
+    orphans: dict[int, list[str]] = {}
+    for batch_id, event_id in repo.orphan_batch_events():
+        orphans.setdefault(batch_id, []).append(str(event_id))
     for batch in batches:
         members = repo.batch_events(batch.id)
+        problems += _missing_members(batch.id, batch.event_count, len(members), orphans.get(batch.id, []))
         hashes = [from_hex(h) for _, h in members]
         if not hashes or to_hex(MerkleTree(hashes).root) != batch.root:
             problems.append(
@@ -153,8 +182,115 @@ def reconcile(session: Session, registry: TraceRegistry) -> tuple[list[Discrepan
                     batch_id=batch.id,
                 )
             )
+    problems += _not_final(batches, registry, confirmations)
+    if logs_from_block is not None:
+        problems += _unexplained_roots(batches, registry, logs_from_block)
     # Enrolments, certifications and revocations sent write-ahead: none may be left half-done.
     for op in chain_op_problems(session, registry):
         problems.append(Discrepancy(op.code, op.message))
     stats = {"events": len(events), "batches": len(batches), **repo.outbox_counts()}
     return problems, stats
+
+
+def _missing_prev(event_id: Any, kind: str, body: Any, stored: set[str]) -> list[Discrepancy]:
+    """A gap in a lot's hash chain: ``tt:prev`` names an event no row holds (deleted from the mirror)."""
+    missing = []
+    named = body.get("tt:prev", []) if isinstance(body, dict) else []
+    for ni in named if isinstance(named, list) else []:
+        try:
+            previous = hash_hex(ni)
+        except (ValueError, TypeError):
+            continue  # a body edited into nonsense: its hash no longer matches, reported as such
+        if previous not in stored:
+            missing.append(
+                Discrepancy(
+                    "event_missing",
+                    f"event {event_id} ({kind}) names previous event {previous}, which no row holds",
+                    str(event_id),
+                )
+            )
+    return missing
+
+
+def _missing_members(batch_id: int, expected: int, present: int, orphans: list[str]) -> list[Discrepancy]:
+    """A batch whose event rows are fewer than it was built from (each leaf with no row named by its id)."""
+    out = [
+        Discrepancy(
+            "event_missing", f"batch {batch_id}: its event {event_id} has no event row", event_id, batch_id
+        )
+        for event_id in orphans
+    ]
+    if present < expected and not orphans:  # the leaf rows went with the events: only the count is left
+        out.append(
+            Discrepancy(
+                "event_missing",
+                f"batch {batch_id}: {expected - present} of its {expected} event rows are missing",
+                batch_id=batch_id,
+            )
+        )
+    return out
+
+
+def _not_final(
+    batches: Sequence[Batch], registry: TraceRegistry, confirmations: int | None
+) -> list[Discrepancy]:
+    """Batches not final yet: written ahead and not mined, mined and not marked anchored, or (given
+    ``confirmations``) anchored with fewer blocks on top than now required."""
+    out = []
+    head: int | None = None
+    for batch in batches:
+        if batch.status == BatchStatus.SENDING:
+            sent = f", tx {batch.tx_hash}" if batch.tx_hash else ", not sent yet"
+            out.append(_not_final_finding(batch, f"written ahead, not mined{sent}"))
+            continue
+        if batch.block_number is None or (batch.status == BatchStatus.ANCHORED and not confirmations):
+            continue
+        if head is None:
+            try:
+                head = registry.head()
+            except ChainError:
+                return out  # the anchor checks above have said the chain is unavailable
+        have = head - batch.block_number
+        if batch.status == BatchStatus.MINED:
+            wanted = f" of {confirmations}" if confirmations is not None else ""
+            out.append(
+                _not_final_finding(
+                    batch,
+                    f"mined in block {batch.block_number}, {have}{wanted} confirmation(s), not final",
+                )
+            )
+        elif confirmations is not None and have < confirmations:
+            out.append(
+                _not_final_finding(
+                    batch,
+                    f"anchored in block {batch.block_number}, now {have} of the {confirmations} "
+                    "confirmations TRACE_CONFIRMATIONS asks",
+                )
+            )
+    return out
+
+
+def _not_final_finding(batch: Batch, why: str) -> Discrepancy:
+    return Discrepancy("anchor_not_final", f"batch {batch.id} (root {batch.root}): {why}", batch_id=batch.id)
+
+
+def _unexplained_roots(
+    batches: Sequence[Batch], registry: TraceRegistry, from_block: int
+) -> list[Discrepancy]:
+    """Roots on chain that no batch row holds: anchored by another holder of the anchor key (stolen, or a
+    second installation writing to this registry), or batch rows lost from the database."""
+    known = {batch.root.lower() for batch in batches}
+    try:
+        logs = registry.anchored_logs(from_block)
+    except ChainError as exc:
+        return [Discrepancy("chain_unavailable", f"cannot read the registry's Anchored logs: {exc.message}")]
+    return [
+        Discrepancy(
+            "unexplained_root",
+            f"root {log.root} ({log.count} events) was anchored in block {log.block_number} by tx "
+            f"{log.tx_hash}, and no batch row holds it",
+            root=log.root,
+        )
+        for log in logs
+        if log.root.lower() not in known
+    ]

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from traceability.chain.registry import TraceRegistry
+from traceability.chain.registry import RegistryGone, TraceRegistry
 from traceability.config import ANVIL_CHAIN_ID, ANVIL_DEV_KEY, ANVIL_DEV_KEYS, Settings
 from traceability.errors import ChainUnavailable, ConfigurationError, InvalidInput
+from traceability.services.anchor_keys import keystore_configured, keystore_passphrase, open_keystore
 from traceability.store.database import make_engine, make_sessionmaker
 from traceability.store.database import migrate as migrate_schema
 from traceability.store.database import transaction as store_transaction
@@ -30,11 +31,24 @@ DbSession = Session
 
 
 def anchor_account(settings: Settings, chain_id: int) -> LocalAccount:
-    """The service's hot key. Anvil's public dev keys are accepted on chain id 31337 only."""
+    """The service's hot key: ``TRACE_ANCHOR_KEY`` or the keystore ``TRACE_ANCHOR_KEYSTORE`` (one of them, so
+    there is never a doubt which key anchors). Anvil's public dev keys are accepted on chain id 31337 only,
+    from either source."""
     key = settings.anchor_key.get_secret_value() if settings.anchor_key is not None else None
+    if keystore_configured(settings):
+        if key is not None and key.strip():
+            raise ConfigurationError(
+                "both TRACE_ANCHOR_KEY and TRACE_ANCHOR_KEYSTORE are set: configure the anchor key one way"
+            )
+        path = settings.anchor_keystore
+        assert path is not None  # keystore_configured
+        opened = open_keystore(path, keystore_passphrase(settings))
+        return key_account(opened, f"the anchor keystore {path} (TRACE_ANCHOR_KEYSTORE)", chain_id)
     if key is None:
         if chain_id != ANVIL_CHAIN_ID:
-            raise ConfigurationError(f"TRACE_ANCHOR_KEY is required on chain {chain_id}")
+            raise ConfigurationError(
+                f"TRACE_ANCHOR_KEY or TRACE_ANCHOR_KEYSTORE is required on chain {chain_id}"
+            )
         key = ANVIL_DEV_KEY
     return key_account(key, "TRACE_ANCHOR_KEY", chain_id)
 
@@ -125,6 +139,20 @@ def read_deployment(settings: Settings, chain_id: int) -> str | None:
     return str(entry["address"]) if entry else None
 
 
+def deployment_block(settings: Settings, chain_id: int, address: str) -> int:
+    """The block to read ``address``'s logs from: ``TRACE_CONTRACT_BLOCK``, else the block deployment.json
+    recorded for that very address, else 0 (the whole chain, read in chunks)."""
+    if settings.contract_block is not None:
+        return settings.contract_block
+    path = settings.deployment_file
+    if not path.exists():
+        return 0
+    entry = json.loads(path.read_text()).get(str(chain_id)) or {}
+    if str(entry.get("address", "")).lower() != address.lower():
+        return 0
+    return max(int(entry.get("block", 0)), 0)
+
+
 def write_deployment(settings: Settings, chain_id: int, address: str, block: int) -> None:
     path = settings.deployment_file
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +196,11 @@ class Runtime:
         if address is None:
             raise ConfigurationError("no TraceRegistry deployed on this chain: run `trace deploy`")
         if not self.w3.eth.get_code(Web3.to_checksum_address(address)):
-            raise ConfigurationError(
-                f"no contract code at {address} on chain {self.chain_id}: run `trace deploy`"
+            # A chain reset (a node restarted without its state), not a bad setting: 503, not 500.
+            raise RegistryGone(
+                f"no contract code at {address} on chain {self.chain_id}: run `trace deploy`, then"
+                " `trace reconcile --repair`",
+                contract=address,
             )
         return TraceRegistry(self.w3, address, self.account)
 

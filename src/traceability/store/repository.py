@@ -338,6 +338,17 @@ class Repository:
         ).all()
         return [(be, str(h)) for be, h in rows]
 
+    def orphan_batch_events(self) -> list[tuple[int, uuid.UUID]]:
+        """(batch id, event id) of every batch leaf whose event row is gone: only a deletion with foreign keys
+        off or bypassed leaves one, and ``trace reconcile`` names it."""
+        rows = self.session.execute(
+            select(BatchEvent.batch_id, BatchEvent.event_id)
+            .outerjoin(Event, Event.id == BatchEvent.event_id)
+            .where(Event.id.is_(None))
+            .order_by(BatchEvent.batch_id)
+        ).all()
+        return [(int(b), e) for b, e in rows]
+
     def outbox_counts(self) -> dict[str, int]:
         rows = self.session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
         return {str(s): int(n) for s, n in rows}

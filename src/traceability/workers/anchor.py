@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 import signal
+from contextlib import ExitStack
 from functools import partial
 
-from traceability.services.anchoring import Anchorer, AnchorStats, run_forever
+from traceability.config import ANVIL_CHAIN_ID
+from traceability.errors import ConfigurationError, Conflict
+from traceability.services.anchoring import CRASH_POINTS, Anchorer, AnchorStats, run_forever
 from traceability.services.leader import leadership
 from traceability.services.observability import BalanceWatch
 from traceability.services.risk import population_due
@@ -26,7 +29,35 @@ def make_anchorer(rt: Runtime) -> Anchorer:
         confirmations=s.confirmations,
         receipt_timeout_s=s.receipt_timeout_s,
         stuck_tx_s=s.stuck_tx_s,
+        crash_at=crash_hook(rt),
     )
+
+
+def crash_hook(rt: Runtime) -> str | None:
+    """``TRACE_TEST_CRASH_AT``: the step at which tests have the worker SIGKILL itself. A test hook only, so
+    it is refused off the dev chain (a worker that would kill itself must never run in production)."""
+    step = rt.settings.test_crash_at
+    if not step:
+        return None
+    if step not in CRASH_POINTS:
+        raise ConfigurationError(f"TRACE_TEST_CRASH_AT={step!r}: expected one of {', '.join(CRASH_POINTS)}")
+    if rt.chain_id != ANVIL_CHAIN_ID:
+        raise ConfigurationError(f"TRACE_TEST_CRASH_AT is a test hook, refused on chain {rt.chain_id}")
+    return step
+
+
+def lead(rt: Runtime, *, wait: bool) -> ExitStack:
+    """Take the leader lock; with ``wait``, say so when another worker leads, then wait to take over (an
+    operator reading the log of a worker that does nothing should know why)."""
+    held = ExitStack()
+    try:
+        held.enter_context(leadership(rt.engine, rt.settings.var_dir, wait=False))
+    except Conflict:
+        if not wait:
+            raise
+        log.info("another anchoring worker leads; this one waits to take over")
+        held.enter_context(leadership(rt.engine, rt.settings.var_dir, wait=True))
+    return held
 
 
 BALANCE_CHECK_S = 60.0
@@ -47,7 +78,7 @@ def balance_watch(rt: Runtime) -> BalanceWatch:
 def run_worker(rt: Runtime, *, once: bool, timeout_s: float = 600.0) -> AnchorStats:
     """Lead, then anchor: with ``once``, everything pending until final (ChainError after ``timeout_s``)."""
     anchorer = make_anchorer(rt)
-    with leadership(rt.engine, rt.settings.var_dir, wait=not once):
+    with lead(rt, wait=not once):
         if once:
             try:
                 return anchorer.run_once(
