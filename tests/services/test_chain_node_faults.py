@@ -28,8 +28,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from sqlalchemy import func, select
 from web3 import Web3
 
 from factories import FARMER_1, FARMER_2, ID_BASE, days_ago, lifecycle, seed_parties
+from trace_processes import TraceProcess
+from trace_processes import wait_for as wait_until
 from traceability.chain.devnode import AnvilNode, free_port
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_DEV_KEY, Settings
@@ -61,54 +64,10 @@ BATCH_MAX = 8
 CLIENTS = [("A", FARMER_1, "PLOT-T-01"), ("B", FARMER_1, "PLOT-T-01"), ("C", FARMER_2, "PLOT-T-02")]
 OUTAGE_S = 3.0  # the node stays down at least this long, while clients record
 DEADLINE_S = 90.0  # for any one wait; a wait ends as soon as its condition holds
-
-
-def wait_for(
-    what: str, condition: Callable[[], bool], timeout: float = DEADLINE_S, *, log: Proc | None = None
-) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` s, showing the end of ``log``'s output."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            tail = log.log()[-3000:] if log is not None else ""
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{tail}")
-        time.sleep(0.1)
+wait_for = partial(wait_until, timeout=DEADLINE_S)
 
 
 # ------------------------------------------------------------------ processes
-
-
-class Proc:
-    """A `trace` command running in a process group of its own, its output in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path, *argv: str) -> None:
-        self.log_path = log
-        with log.open("wb") as out:  # the child keeps its own handle
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "traceability.cli", *argv],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def kill_group(self) -> None:
-        """SIGTERM the group (a clean stop), SIGKILL it if it lingers, then reap the leader."""
-        for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 15.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:  # the group is gone already
-                break
-            try:
-                self.proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self.proc.wait(timeout=15)
 
 
 @dataclass
@@ -119,7 +78,7 @@ class Stack:
     node: AnvilNode
     var_dir: Path
     logs: Path
-    procs: list[Proc] = field(default_factory=list)
+    procs: list[TraceProcess] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACE_")}
@@ -136,8 +95,8 @@ class Stack:
             "TRACE_IMPORTER_RATE_PER_MIN": "1000000",
         }
 
-    def start(self, name: str, *argv: str) -> Proc:
-        proc = Proc(self.env(), self.logs / f"{name}.log", *argv)
+    def start(self, name: str, *argv: str) -> TraceProcess:
+        proc = TraceProcess(self.env(), self.logs / f"{name}.log", *argv)
         self.procs.append(proc)
         return proc
 
@@ -388,7 +347,9 @@ def reconcile_json(stack: Stack, *argv: str) -> tuple[int, dict[str, Any]]:
 # ------------------------------------------------------------------ the outage
 
 
-def record_through_an_outage(stack: Stack, *, keep_state: bool) -> tuple[Phones, Proc, list[models.Batch]]:
+def record_through_an_outage(
+    stack: Stack, *, keep_state: bool
+) -> tuple[Phones, TraceProcess, list[models.Batch]]:
     """Clients record while the worker anchors; once a batch is anchored the node is SIGKILLed, stays down
     at least OUTAGE_S while clients keep being acknowledged, and is started again, with its state file or
     with none. Clients record a little more, then stop. Returns them, the worker, and the batch rows as they

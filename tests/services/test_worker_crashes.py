@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +27,7 @@ from sqlalchemy import create_engine, func, select, text
 from web3 import Web3
 
 from factories import ID_BASE, lifecycle, seed_parties
+from trace_processes import TraceProcess, wait_for
 from traceability.chain.devnode import AnvilNode
 from traceability.chain.registry import TraceRegistry
 from traceability.config import ANVIL_DEV_KEY
@@ -114,46 +112,13 @@ def ledger(db, node, tmp_path) -> Ledger:
     return Ledger(db, registry, node, tmp_path, [], [])
 
 
-class Worker:
-    """A `trace worker` process in a session (process group) of its own, its output in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path, *argv: str) -> None:
-        self.log_path = log
-        with log.open("wb") as out:  # the child keeps its own handle
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "traceability.cli", "worker", *argv],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"worker {self.proc.pid} still running after {timeout:g} s:\n{self.log()[-3000:]}")
-
-    def kill_group(self) -> None:
-        """SIGKILL the worker and whatever it started (its risk learner), then reap the worker."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # the group is gone already
-            pass
-        self.proc.wait(timeout=30)
-
-
 @pytest.fixture
-def spawn(tmp_path) -> Iterator[Callable[..., Worker]]:
+def spawn(tmp_path) -> Iterator[Callable[..., TraceProcess]]:
     """Start workers; every one is killed with its whole process group when the test ends."""
-    started: list[Worker] = []
+    started: list[TraceProcess] = []
 
-    def start(env: dict[str, str], name: str, *argv: str) -> Worker:
-        worker = Worker(env, tmp_path / f"{name}.log", *argv)
+    def start(env: dict[str, str], name: str, *argv: str) -> TraceProcess:
+        worker = TraceProcess(env, tmp_path / f"{name}.log", "worker", *argv)
         started.append(worker)
         return worker
 
@@ -161,15 +126,7 @@ def spawn(tmp_path) -> Iterator[Callable[..., Worker]]:
         yield start
     finally:
         for worker in started:
-            worker.kill_group()
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
+            worker.kill_group(hard=True)
 
 
 def leader_lock_free(ledger: Ledger) -> bool:
@@ -289,7 +246,7 @@ def test_a_worker_killed_at_each_step_of_a_batch_loses_nothing_and_anchors_nothi
     dying = spawn(ledger.env(TRACE_BATCH_MAX=str(BATCH_MAX), TRACE_TEST_CRASH_AT=step), f"dying-{step}")
     assert dying.wait(timeout=90) == -signal.SIGKILL, dying.log()[-3000:]
     assert f"SIGKILL at {step}" in dying.log()
-    dying.kill_group()  # and its risk learner, if it had started one
+    dying.kill_group(hard=True)  # and its risk learner, if it had started one
     assert_crash_state(ledger, step, sent_before)
 
     ledger.record("DOWN", 1)  # recorded while no worker runs: kept pending, not lost
@@ -348,7 +305,7 @@ def test_two_workers_started_at_once_one_leads_and_the_other_takes_over_when_it_
             return sum(b.status == "anchored" for b in batches(ledger)) >= MIN_BATCHES_BEFORE_KILL
 
         wait_for("the leader to anchor a few batches", anchored_some, timeout=90)
-        leader.kill_group()  # SIGKILL, mid-stream, with whatever it had in flight
+        leader.kill_group(hard=True)  # SIGKILL, mid-stream, with whatever it had in flight
         assert leader.proc.returncode == -signal.SIGKILL
         anchored_by_leader = {b.id for b in batches(ledger) if b.status == "anchored"}
         killed.set()  # the second half of the stream is recorded from now on
